@@ -1,0 +1,56 @@
+# Two commands do all the set-up on a fresh machine:
+#   make demo   the main job on the embedded (offline) configuration: fetch -> dvc repro -> render
+#   make test   the test suite (what CI runs, through .ci/run)
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: setup demo paper repro data render test test-fast lock clean-results help
+
+help:
+	@echo "make demo    offline configuration end to end (registry assets only): results/, report assets, paper"
+	@echo "make paper   the paper configuration (GPT-Neo 125M + 1.3B on FineWeb; needs the HF hub or a warm cache)"
+	@echo "make test    the test suite"
+	@echo "make render  quarto render report/ (needs quarto >= 1.4 on PATH)"
+
+# Idempotent: re-runs only when the lock file or pyproject.toml changed.
+setup: $(STAMP)
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q --no-deps -r requirements.lock
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
+	@touch $@
+
+demo: setup
+	$(BIN)/python -m analysis.config offline
+	$(MAKE) --no-print-directory repro render
+
+paper: setup
+	$(BIN)/python -m analysis.config paper
+	$(MAKE) --no-print-directory repro render
+
+# Raw inputs: fetched from the registries / the hub (deterministic), then tracked by data.dvc.
+data: setup
+	$(BIN)/python -m analysis.corpus.fetch
+	$(BIN)/dvc add -q data/raw
+	@git diff --quiet -- data.dvc 2>/dev/null || echo "note: data.dvc changed (new raw inputs): commit it to record this data version"
+
+repro: data
+	$(BIN)/dvc repro
+	$(BIN)/dvc status
+
+render:
+	@if command -v quarto >/dev/null 2>&1; then quarto render report/; \
+	else echo "quarto not found on PATH: skipped rendering. Install Quarto >= 1.4 from https://quarto.org, then run: quarto render report/"; fi
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+lock:
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^tokenlen' | sed 's/^torch==\(.*\)+cpu/torch==\1/' > requirements.lock.new
+	mv requirements.lock.new requirements.lock

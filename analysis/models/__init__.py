@@ -1,0 +1,4 @@
+"""Everything that knows about models: loading, architectures, hook sites, extraction.
+
+Nothing downstream of extraction imports this package (or torch / transformers).
+"""

@@ -1,0 +1,49 @@
+"""Hugging Face hub access with a pinned revision, cache first, and an error that says what to do offline.
+
+    >>> model = hub_call(AutoModel.from_pretrained, "EleutherAI/gpt-neo-125m", revision="<sha>", what="model")
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+OFFLINE_HINT = (
+    "the Hugging Face hub cannot be reached and the files are not in the local cache "
+    "(HF_HOME={home}). Either connect to the network once so they are cached, or run the offline "
+    "configuration: `make demo` (params.yaml: `config: *offline`)."
+)
+
+
+class HubUnavailableError(RuntimeError):
+    pass
+
+
+def _offline_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [OSError]
+    try:
+        from huggingface_hub import errors as hf_errors
+
+        for name in ("LocalEntryNotFoundError", "OfflineModeIsEnabled", "HfHubHTTPError"):
+            if hasattr(hf_errors, name):
+                errors.append(getattr(hf_errors, name))
+    except ImportError:  # pragma: no cover
+        pass
+    return tuple(errors)
+
+
+def hub_call(fn: Callable[..., Any], repo_id: str, *, revision: str | None, what: str, **kwargs: Any) -> Any:
+    """Call `fn(repo_id, revision=..., **kwargs)`: the local cache first, then the network."""
+    try:
+        return fn(repo_id, revision=revision, local_files_only=True, **kwargs)
+    except _offline_errors():
+        pass
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        home = os.environ.get("HF_HOME", "~/.cache/huggingface")
+        raise HubUnavailableError(f"{what} ({repo_id}@{revision}): HF_HUB_OFFLINE=1 and " + OFFLINE_HINT.format(home=home))
+    try:
+        return fn(repo_id, revision=revision, **kwargs)
+    except _offline_errors() as exc:
+        home = os.environ.get("HF_HOME", "~/.cache/huggingface")
+        raise HubUnavailableError(f"{what} ({repo_id}@{revision}): " + OFFLINE_HINT.format(home=home)
+                                  + f"\n  cause: {type(exc).__name__}: {exc}") from exc

