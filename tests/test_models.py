@@ -183,3 +183,44 @@ def test_hub_model_without_network_or_cache_points_to_offline_config(tmp_path, m
     with pytest.raises(HubUnavailableError) as err:
         load_model(spec)
     assert "make demo" in str(err.value) and "offline" in str(err.value)
+
+
+def test_interrupted_extraction_leaves_no_finished_looking_output(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from analysis.stages import extract as stage
+
+    n_seq, seq_len = 4, 8
+    tokens = pd.DataFrame({"seq": np.repeat(np.arange(n_seq), seq_len), "pos": np.tile(np.arange(seq_len), n_seq),
+                           "token_id": np.arange(n_seq * seq_len) % 100})
+    (tmp_path / "results" / "m").mkdir(parents=True)
+    tokens.to_parquet(tmp_path / "results" / "m" / "tokens.parquet")
+    stale = tmp_path / "results" / "m" / "activations"
+    stale.mkdir()
+    (stale / "block_00.npy").write_bytes(b"from an older run")
+
+    model = tiny_gpt_neo()
+    calls = []
+
+    def interrupt_on_second_batch(module, inputs, output):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # as if the user pressed Ctrl-C mid-run
+
+    model.h[2].mlp.c_fc.register_forward_hook(interrupt_on_second_batch)
+    monkeypatch.setattr("analysis.models.loading.load_model", lambda spec: model)
+    params = {"config": {"name": "t", "models": {"m": {"source": "random", "weights": "random",
+                                                       "architecture": "gpt-neo-125m"}}},
+              "extract": {"site": "pre", "batch_size": 2, "dtype": "float32", "device": "cpu"}}
+    with pytest.raises(KeyboardInterrupt):
+        stage.run("m", params, root=tmp_path, progress=False)
+    leftovers = sorted(p.name for p in (tmp_path / "results" / "m").iterdir())
+    assert leftovers == ["tokens.parquet"]  # neither the stale directory nor a partial one
+
+    calls.clear()
+    calls.append("skip")  # the next run is not interrupted (the hook now fires on calls 2.. without raising at 2)
+    calls.append("skip")
+    out = stage.run("m", params, root=tmp_path, progress=False)
+    assert sorted(p.name for p in out.iterdir()) == ["block_00.npy", "block_01.npy", "block_02.npy",
+                                                     "block_03.npy", "meta.json"]
+    assert np.load(out / "block_03.npy").shape == (n_seq * seq_len, 128)

@@ -32,6 +32,22 @@ def _offline_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
+def _not_found_on_hub(exc: BaseException | None) -> bool:
+    """True when the hub answered but the repo / revision / file does not exist (not a network problem)."""
+    try:
+        from huggingface_hub import errors as hf_errors
+    except ImportError:  # pragma: no cover
+        return False
+    kinds = tuple(getattr(hf_errors, n) for n in ("RepositoryNotFoundError", "RevisionNotFoundError",
+                                                  "RemoteEntryNotFoundError", "GatedRepoError") if hasattr(hf_errors, n))
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, kinds):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
 def hub_call(fn: Callable[..., Any], repo_id: str, *, revision: str | None, what: str, **kwargs: Any) -> Any:
     """Call `fn(repo_id, revision=..., **kwargs)`: the local cache first, then the network."""
     try:
@@ -44,6 +60,10 @@ def hub_call(fn: Callable[..., Any], repo_id: str, *, revision: str | None, what
     try:
         return fn(repo_id, revision=revision, **kwargs)
     except _offline_errors() as exc:
+        if _not_found_on_hub(exc):
+            raise HubUnavailableError(
+                f"{what}: the hub has no {repo_id}@{revision} (or the file asked for): check repo_id, revision "
+                f"and file names in params.yaml\n  cause: {type(exc).__name__}: {exc}") from exc
         home = os.environ.get("HF_HOME", "~/.cache/huggingface")
         raise HubUnavailableError(f"{what} ({repo_id}@{revision}): " + OFFLINE_HINT.format(home=home)
                                   + f"\n  cause: {type(exc).__name__}: {exc}") from exc
