@@ -1,0 +1,158 @@
+"""Whole sentences whose wording depends on verdicts or on the configuration, in English and Vietnamese.
+
+    >>> from analysis.figures.sentences import claim_sentence
+    >>> claim_sentence("vi", "C3", "supported", "SmolLM2 135M", "0.71", "0.5")
+    'Với SmolLM2 135M, dữ liệu ủng hộ nhận định rằng phần lớn nơ-ron có tương quan âm yếu với độ dài token.'
+
+(statistic and threshold stay in the claims table; they are identifiers and numbers, not prose.)
+
+The manuscript reads them as metadata (`say.<topic>_en` / `say.<topic>_vi`), so a paragraph stays true
+whether the run has one trained model or two, a control or none, and whatever each verdict turned out.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+CLAIMS = {
+    "C1": {"en": "token lengths span 1 to 16 characters, with a median of 4 and about one token in eight exactly "
+                 "at the median",
+           "vi": "độ dài token trải từ 1 đến 16 ký tự, trung vị là 4 và khoảng một phần tám số token nằm đúng tại "
+                 "trung vị"},
+    "C2": {"en": "in the median split the three groups overlap heavily and long tokens sit slightly toward more "
+                 "negative activations",
+           "vi": "khi chia theo trung vị, ba nhóm chồng lấn nhiều và nhóm token dài lệch nhẹ về phía hoạt hóa âm hơn"},
+    "C3": {"en": "most neurons correlate weakly and negatively with token length",
+           "vi": "phần lớn nơ-ron có tương quan âm yếu với độ dài token"},
+    "C4": {"en": "the first block behaves the other way, with clearly positive correlations",
+           "vi": "khối đầu tiên đi theo chiều ngược lại, với tương quan dương rõ rệt"},
+    "C5": {"en": "the distribution of r narrows toward zero in the last blocks",
+           "vi": "phân phối của r co hẹp về gần 0 ở các khối cuối"},
+    "C6": {"en": "density curves and heatmaps of r by block show these depth zones",
+           "vi": "các đường mật độ và bản đồ nhiệt của r theo khối cho thấy rõ các vùng độ sâu này"},
+    "C7": {"en": "activations become multimodal with scale where a smaller model's look Gaussian",
+           "vi": "hoạt hóa trở nên đa đỉnh khi mô hình lớn hơn, trong khi ở mô hình nhỏ chúng gần với phân phối chuẩn"},
+    "C8": {"en": "token frequency confounds the length effect, because short tokens are also frequent tokens",
+           "vi": "tần suất token gây nhiễu cho hiệu ứng độ dài, vì token ngắn cũng là token xuất hiện nhiều"},
+}
+
+SHORT = {
+    "C1": {"en": "Length distribution", "vi": "Phân phối độ dài"},
+    "C2": {"en": "Median split", "vi": "Phân nhóm theo trung vị"},
+    "C3": {"en": "Weak negative r", "vi": "r âm và yếu"},
+    "C4": {"en": "First block positive", "vi": "Khối đầu có r dương"},
+    "C5": {"en": "Late blocks narrow", "vi": "Khối cuối co hẹp"},
+    "C6": {"en": "Depth zones", "vi": "Các vùng độ sâu"},
+    "C7": {"en": "Multimodality with scale", "vi": "Đa đỉnh theo quy mô"},
+    "C8": {"en": "Frequency confound", "vi": "Nhiễu do tần suất"},
+}
+
+FRAMES = {
+    "en": {
+        "supported": "For {label}, the data support the claim that {claim}.",
+        "not_supported": "For {label}, the data do not support the claim that {claim}.",
+        "mixed": "For {label}, the evidence on the claim that {claim} is mixed.",
+        "not_applicable": "For {label}, the claim that {claim} does not apply to this configuration.",
+        "missing": "For {label}, no verdict was computed for the claim that {claim}.",
+        "stat": "statistic {s}, threshold {t}",
+    },
+    "vi": {
+        "supported": "Với {label}, dữ liệu ủng hộ nhận định rằng {claim}.",
+        "not_supported": "Với {label}, dữ liệu không ủng hộ nhận định rằng {claim}.",
+        "mixed": "Với {label}, bằng chứng về nhận định rằng {claim} chưa nhất quán.",
+        "not_applicable": "Với {label}, nhận định rằng {claim} không áp dụng được cho cấu hình này.",
+        "missing": "Với {label}, chưa có kết luận cho nhận định rằng {claim}.",
+        "stat": "thống kê {s}, ngưỡng {t}",
+    },
+}
+
+
+def claim_sentence(lang: str, cid: str, verdict: str | None, label: str, stat: str, threshold: str) -> str:
+    f = FRAMES[lang]
+    frame = f.get(verdict or "missing", f["missing"])
+    return frame.format(label=label, claim=CLAIMS[cid][lang], stat=f["stat"].format(s=stat, t=threshold))
+
+
+def join_list(lang: str, items: Sequence[str]) -> str:
+    """'a, b and c' / 'a, b và c'."""
+    items = list(items)
+    word = {"en": "and", "vi": "và"}[lang]
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + f" {word} " + items[-1]
+
+
+def models_sentence(lang: str, rows: Sequence[dict]) -> str:
+    """rows: {label, n_blocks, n_neurons, weights} with strings already in `lang`."""
+    unit = {"en": ("blocks", "neurons"), "vi": ("khối", "nơ-ron")}[lang]
+    parts = [f"{r['label']} ({r['n_blocks']} {unit[0]} × {r['n_neurons']} {unit[1]}, {r['weights']})" for r in rows]
+    lead = {"en": "This run analyses ", "vi": "Lần chạy này phân tích "}[lang]
+    return lead + join_list(lang, parts) + "."
+
+
+def scale_sentence(lang: str, pretrained: Sequence[str]) -> str:
+    if len(pretrained) >= 2:
+        return {
+            "en": f"The configuration holds trained models of different size, {join_list('en', pretrained)}, so the "
+                  "study's comparison across scale can be repeated at matched relative depth.",
+            "vi": f"Cấu hình có các mô hình đã huấn luyện với quy mô khác nhau là {join_list('vi', pretrained)}, nên "
+                  "có thể lặp lại phép so sánh theo quy mô của nghiên cứu gốc tại cùng độ sâu tương đối.",
+        }[lang]
+    return {
+        "en": f"The configuration holds a single trained model, {pretrained[0] if pretrained else '—'}, so the study's "
+              "comparison across scale cannot be repeated here; the figures set it against the other models of the "
+              "run at matched relative depth instead.",
+        "vi": f"Cấu hình chỉ có một mô hình đã huấn luyện là {pretrained[0] if pretrained else '—'}, nên không thể lặp "
+              "lại phép so sánh theo quy mô của nghiên cứu gốc; thay vào đó, các hình đặt mô hình này cạnh những mô "
+              "hình còn lại của lần chạy tại cùng độ sâu tương đối.",
+    }[lang]
+
+
+def control_sentence(lang: str, control: str | None, primary: str, sd_primary: str, sd_control: str,
+                     sd_null: str) -> str:
+    if control is None:
+        return {"en": "No random-weights control is part of this configuration.",
+                "vi": "Cấu hình này không có mô hình đối chứng với trọng số ngẫu nhiên."}[lang]
+    return {
+        "en": f"{control} has a trained model's architecture but random weights, so whatever it shows comes from the "
+              f"architecture, the tokenizer and the statistics of the tokens, not from learning. At the split block "
+              f"the standard deviation of r across neurons is {sd_primary} for {primary} and {sd_control} for the "
+              f"control, against {sd_null} expected by chance.",
+        "vi": f"{control} có kiến trúc của một mô hình đã huấn luyện nhưng trọng số ngẫu nhiên, nên mọi hiện tượng ở "
+              f"mô hình này đến từ kiến trúc, bộ tách token và thống kê của chính các token chứ không từ quá trình "
+              f"học. Tại khối phân nhóm, độ lệch chuẩn của r giữa các nơ-ron là {sd_primary} ở {primary} và "
+              f"{sd_control} ở mô hình đối chứng, so với {sd_null} nếu chỉ do ngẫu nhiên.",
+    }[lang]
+
+
+def leading_space_sentence(lang: str, counted: bool) -> str:
+    if counted:
+        return {"en": 'the leading space of a token counts as a character (" the" has length 4)',
+                "vi": 'khoảng trắng ở đầu token được tính là một ký tự (" the" có độ dài 4)'}[lang]
+    return {"en": 'the leading space of a token is not counted (" the" has length 3)',
+            "vi": 'khoảng trắng ở đầu token không được tính (" the" có độ dài 3)'}[lang]
+
+
+def site_sentence(lang: str, site: str, modules: Sequence[str]) -> str:
+    where = {"pre": {"en": "before the activation function", "vi": "trước hàm kích hoạt"},
+             "post": {"en": "after the activation function", "vi": "sau hàm kích hoạt"}}.get(site, {"en": site, "vi": site})
+    mods = join_list(lang, [f"`{m}`" for m in dict.fromkeys(modules)])
+    return {"en": f"the output of {mods}, {where['en']}",
+            "vi": f"đầu ra của {mods}, {where['vi']}"}[lang]
+
+
+def numbering_sentence(lang: str, block0: int) -> str:
+    return {"en": f"block {block0} counted from zero, that is block {block0 + 1} counted from one",
+            "vi": f"khối {block0} khi đếm từ 0, tức khối thứ {block0 + 1} khi đếm từ 1"}[lang]
+
+
+def tally_sentence(lang: str, label: str, verdicts: dict[str, str]) -> str:
+    """'For X: supported C1, C3; mixed C2; not supported C4.'"""
+    from analysis.figures.i18n import verdict_word
+    groups: dict[str, list[str]] = {}
+    for cid, v in verdicts.items():
+        groups.setdefault(v or "missing", []).append(cid)
+    order = ["supported", "mixed", "not_supported", "not_applicable", "missing"]
+    parts = [f"{verdict_word(lang, v)}: {', '.join(groups[v])}" for v in order if v in groups]
+    lead = {"en": f"For {label}", "vi": f"Với {label}"}[lang]
+    return f"{lead} — " + "; ".join(parts) + "."

@@ -1,0 +1,204 @@
+"""The Quarto manuscript against the pipeline's generated assets (no Quarto needed), plus a render test.
+
+    pytest tests/test_manuscript.py                 # the render test is skipped when `quarto` is not on PATH
+
+Checks: every `{{< meta >}}` key, `{{< include >}}` file and figure referenced by either document exists in the
+assets the stage writes for BOTH synthetic configurations (one trained model + control; two trained models +
+control); both languages reference the same keys (modulo the _en/_vi suffix), figures, tables, cross-reference
+ids and claims; the prose contains no hand-typed number; the Vietnamese document sets its language labels.
+
+Digits allowed in the prose (documented whitelist): the claim ids C1…C8. Not scanned: YAML front matter,
+HTML comments, code, shortcodes, math ($…$), image/link targets, attribute blocks {…}, citation and
+cross-reference keys (@…), and fenced div markers.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+REPORT = ROOT / "report"
+DOCS = {"en": REPORT / "paper-en.qmd", "vi": REPORT / "paper-vi.qmd"}
+CLAIM_ID = re.compile(r"\bC[1-8]\b")
+LANG_SUFFIX = re.compile(r"_(en|vi)$")
+
+
+def split_front_matter(text: str) -> tuple[dict, str]:
+    m = re.match(r"^---\n(.*?)\n---\n", text, flags=re.S)
+    assert m, "document has no YAML front matter"
+    return yaml.safe_load(m.group(1)), text[m.end():]
+
+
+def refs(text: str) -> dict[str, set[str]]:
+    _, body = split_front_matter(text)
+    return {
+        "meta": set(re.findall(r"\{\{<\s*meta\s+([^\s>]+)\s*>\}\}", body)),
+        "include": set(re.findall(r"\{\{<\s*include\s+([^\s>]+)\s*>\}\}", body)),
+        "figure": set(re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", body, flags=re.S)),
+        "ids": set(re.findall(r"#((?:fig|tbl)-[\w-]+)", body)),
+        "xrefs": set(re.findall(r"@((?:fig|tbl)-[\w-]+)", body)),
+        "cites": set(re.findall(r"@([a-z]+\d{4}[a-z]*)", body)),
+        "claims": set(CLAIM_ID.findall(body)),
+    }
+
+
+def prose_only(text: str) -> str:
+    _, body = split_front_matter(text)
+    for pat in (r"<!--.*?-->", r"```.*?```", r"\{\{<.*?>\}\}", r"\$\$.*?\$\$", r"\$[^$\n]+\$", r"`[^`\n]*`",
+                r"\]\([^)]*\)", r"\{[#.][^}]*\}", r"\{[^}\n]*=[^}\n]*\}", r"@[\w:.-]+", r"^:::.*$"):
+        body = re.sub(pat, " ", body, flags=re.S | re.M)
+    return CLAIM_ID.sub(" ", body)
+
+
+def lookup(meta: dict, dotted: str):
+    node = meta
+    for k in dotted.split("."):
+        if not isinstance(node, dict) or k not in node:
+            return None
+        node = node[k]
+    return node
+
+
+@pytest.fixture(scope="module")
+def docs() -> dict[str, str]:
+    return {lang: p.read_text(encoding="utf-8") for lang, p in DOCS.items()}
+
+
+def test_documents_exist_and_are_in_the_render_list():
+    cfg = yaml.safe_load((ROOT / "_quarto.yml").read_text(encoding="utf-8"))
+    assert cfg["project"]["render"] == ["report/paper-en.qmd", "report/paper-vi.qmd"]
+    assert "report/_generated/metadata.yml" in cfg["metadata-files"]
+    assert {"html", "typst"} <= set(cfg["format"])
+    assert cfg.get("execute", {}).get("enabled") is False
+    assert (REPORT / "references.bib").exists()
+
+
+def test_every_reference_resolves_in_both_configurations(docs, assets_any):
+    gen, meta = assets_any["gen"], assets_any["meta"]
+    for lang, text in docs.items():
+        r = refs(text)
+        for key in sorted(r["meta"]):
+            v = lookup(meta, key)
+            assert isinstance(v, str) and v.strip(), f"{lang}: meta key {key!r} missing or empty"
+        base = gen.parent  # documents live in report/, assets in report/_generated/
+        for inc in r["include"]:
+            assert (base / inc).exists(), f"{lang}: include {inc} not generated"
+        for fig in r["figure"]:
+            assert (base / fig).exists(), f"{lang}: figure {fig} not generated"
+        assert r["xrefs"] <= r["ids"], f"{lang}: cross-references without a target: {r['xrefs'] - r['ids']}"
+        assert r["ids"] <= r["xrefs"], f"{lang}: figures/tables never referenced: {r['ids'] - r['xrefs']}"
+
+
+def test_languages_reference_the_same_things(docs):
+    en, vi = refs(docs["en"]), refs(docs["vi"])
+    norm = lambda keys: {LANG_SUFFIX.sub("", k) for k in keys}  # noqa: E731
+    assert norm(en["meta"]) == norm(vi["meta"]), norm(en["meta"]) ^ norm(vi["meta"])
+    assert {Path(f).name for f in en["figure"]} == {Path(f).name for f in vi["figure"]}
+    assert {Path(f).name for f in en["include"]} == {Path(f).name for f in vi["include"]}
+    assert en["ids"] == vi["ids"] and en["xrefs"] == vi["xrefs"] and en["cites"] == vi["cites"]
+    assert en["claims"] == vi["claims"]
+    # each language reads its own variants and its own figure/table folder
+    for lang, r in (("en", en), ("vi", vi)):
+        other = "vi" if lang == "en" else "en"
+        assert not any(k.endswith(f"_{other}") for k in r["meta"]), f"{lang} reads {other} keys"
+        assert all(f"/{lang}/" in f for f in r["figure"] | r["include"])
+
+
+def test_no_number_is_typed_by_hand(docs):
+    for lang, text in docs.items():
+        prose = prose_only(text)
+        hits = [m.group(0) for m in re.finditer(r"\S*\d\S*", prose)]
+        assert not hits, f"{lang}: hand-typed numbers in the prose: {hits[:10]}"
+
+
+def test_digit_scan_catches_numbers():
+    text = "---\ntitle: x\n---\nThe median is 4 and {{< meta m.primary.c1.len_median >}} C3 @fig-x $n-1$.\n"
+    assert re.findall(r"\d", prose_only(text)) == ["4"]
+
+
+def test_citations_exist(docs):
+    bib = (REPORT / "references.bib").read_text(encoding="utf-8")
+    keys = set(re.findall(r"@\w+\{([^,]+),", bib))
+    for lang, text in docs.items():
+        assert refs(text)["cites"] <= keys, f"{lang}: unknown citations {refs(text)['cites'] - keys}"
+
+
+def test_vietnamese_labels(docs):
+    fm, body = split_front_matter(docs["vi"])
+    assert fm["lang"] == "vi"
+    lab = fm["language"]
+    assert lab["crossref-fig-title"] == "Hình" and lab["crossref-tbl-title"] == "Bảng"
+    assert lab["toc-title-document"] == "Mục lục" and lab["section-title-abstract"] == "Tóm tắt"
+    assert "## Tóm tắt" in body and "## Tài liệu tham khảo" in body
+    assert split_front_matter(docs["en"])[0]["lang"] == "en"
+
+
+def test_metadata_is_flat_strings_and_has_both_languages(assets_any):
+    meta = assets_any["meta"]
+
+    def leaves(node, path=""):
+        for k, v in node.items():
+            p = f"{path}.{k}" if path else k
+            if isinstance(v, dict):
+                yield from leaves(v, p)
+            else:
+                yield p, v
+    items = dict(leaves(meta))
+    assert all(isinstance(v, str) for v in items.values()), [k for k, v in items.items() if not isinstance(v, str)]
+    for k in items:
+        if k.endswith("_en"):
+            assert k[:-3] + "_vi" in items, f"{k} has no Vietnamese variant"
+    # model keys: one block per model plus the role aliases; no dots inside a model key
+    names = set(assets_any["params"]["config"]["models"])
+    assert names | {"primary"} <= set(meta["m"])
+    assert all("." not in n for n in meta["m"])
+
+
+def test_generated_sentences_follow_the_configuration(assets_offline, assets_paper):
+    off, pap = assets_offline["meta"]["say"], assets_paper["meta"]["say"]
+    assert "single trained model" in off["scale_en"] and "chỉ có một" in off["scale_vi"]
+    assert "different size" in pap["scale_en"] and "GPT-Neo 1.3B" in pap["scale_en"]
+    assert "random weights" in off["control_en"] and "ngẫu nhiên" in off["control_vi"]
+
+
+def test_claims_table_lists_every_claim_and_model(assets_any):
+    for lang in ("en", "vi"):
+        table = (assets_any["gen"] / "tables" / lang / "claims.md").read_text(encoding="utf-8")
+        for cid in [f"C{i}" for i in range(1, 9)]:
+            assert f"| {cid} |" in table
+        assert table.count("\n") == 2 + 8 * len(assets_any["params"]["config"]["models"])
+    assert "được ủng hộ" in (assets_any["gen"] / "tables" / "vi" / "claims.md").read_text(encoding="utf-8") or \
+        "không" in (assets_any["gen"] / "tables" / "vi" / "claims.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.quarto
+@pytest.mark.slow
+def test_quarto_renders_both_languages(assets_offline, tmp_path):
+    """`quarto render report/` on a copy of the project with synthetic assets: HTML + PDF in both languages."""
+    if shutil.which("quarto") is None:
+        pytest.skip("quarto is not on PATH (install Quarto >= 1.4 from https://quarto.org to run this test)")
+    proj = tmp_path / "proj"
+    (proj / "report").mkdir(parents=True)
+    shutil.copy(ROOT / "_quarto.yml", proj / "_quarto.yml")
+    for f in ("paper-en.qmd", "paper-vi.qmd", "references.bib"):
+        shutil.copy(REPORT / f, proj / "report" / f)
+    shutil.copytree(assets_offline["gen"], proj / "report" / "_generated")
+    res = subprocess.run(["quarto", "render", "report/"], cwd=proj, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    out = proj / "_output"
+    for lang in ("en", "vi"):
+        html = list(out.rglob(f"paper-{lang}.html"))
+        pdf = list(out.rglob(f"paper-{lang}.pdf"))
+        assert html and pdf, f"{lang}: outputs missing under {out}: {sorted(p.name for p in out.rglob('*'))}"
+        page = html[0].read_text(encoding="utf-8")
+        assert "split_histograms.svg" in page and "r_heatmap.svg" in page
+        assert 'id="tbl-claims"' in page and "C8" in page
+        assert "?meta:" not in page, "an unresolved meta key was rendered"
+        assert pdf[0].stat().st_size > 20_000
+    assert "Hình" in list(out.rglob("paper-vi.html"))[0].read_text(encoding="utf-8")
