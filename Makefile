@@ -37,7 +37,7 @@ paper: setup
 # Raw inputs: fetched from the registries / the hub (deterministic), then tracked by data.dvc.
 data: setup
 	$(BIN)/python -m analysis.corpus.fetch
-	$(BIN)/dvc add -q data/raw
+	$(BIN)/dvc add -q data
 	@git diff --quiet -- data.dvc 2>/dev/null || echo "note: data.dvc changed (new raw inputs): commit it to record this data version"
 
 repro: data
@@ -52,5 +52,27 @@ test: setup
 	$(BIN)/python -m pytest -q
 
 lock:
-	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^tokenlen' | sed 's/^torch==\(.*\)+cpu/torch==\1/' > requirements.lock.new
+	@# --all keeps setuptools (the editable install builds with it, --no-build-isolation); pip itself is left out
+	$(BIN)/python -m pip freeze --all --exclude-editable | grep -v -E '^(tokenlen|pip)==' | sed 's/^torch==\(.*\)+cpu/torch==\1/' > requirements.lock.new
 	mv requirements.lock.new requirements.lock
+
+# ---------------------------------------------------------------------------------------------------------
+# Data versions (README: "For reviewers"). The default DVC remote `storage` (.dvc/config) is the folder
+# ../tokenlen-dvc-storage next to this checkout. `make remote DVC_REMOTE=<path or URL>` repoints it for this
+# clone only (.dvc/config.local, absolute path): do it once per clone, so that `dvc metrics diff` /
+# `dvc plots diff` between tags also find the remote (DVC resolves a relative remote path wrongly for
+# non-workspace revisions). `make release [VERSION=N] [REMOTE=name]` checks, pushes and tags data-<config>-vN.
+.PHONY: release remote
+DVC_REMOTE ?= $(abspath $(CURDIR)/../tokenlen-dvc-storage)
+remote: setup
+	$(BIN)/dvc remote modify --local storage url "$(DVC_REMOTE)"
+	$(BIN)/dvc remote list
+
+release: setup
+	$(BIN)/python -m analysis.release $(if $(VERSION),--version $(VERSION)) $(if $(REMOTE),--remote $(REMOTE))
+
+# Benchmarks (not part of the tests): extraction and statistics at the GPT-Neo 125M / 1.3B shapes;
+# writes bench/results.json and bench/RESULTS.md (under 20 minutes on a 2-core CPU; --quick for a smoke run).
+.PHONY: bench
+bench: setup
+	$(BIN)/python -m bench.run $(BENCH_ARGS)

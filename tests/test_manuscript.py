@@ -74,13 +74,20 @@ def test_documents_exist_and_are_in_the_render_list():
     cfg = yaml.safe_load((ROOT / "_quarto.yml").read_text(encoding="utf-8"))
     assert cfg["project"]["render"] == ["report/paper-en.qmd", "report/paper-vi.qmd"]
     assert "report/_generated/metadata.yml" in cfg["metadata-files"]
+    # render-time provenance: written by the pre-render command into the file Quarto reads afterwards
+    assert "report/_provenance.yml" in cfg["metadata-files"]
+    assert "analysis/provenance.py --write report/_provenance.yml" in cfg["project"]["pre-render"]
     assert {"html", "typst"} <= set(cfg["format"])
     assert cfg.get("execute", {}).get("enabled") is False
     assert (REPORT / "references.bib").exists()
 
 
 def test_every_reference_resolves_in_both_configurations(docs, assets_any):
-    gen, meta = assets_any["gen"], assets_any["meta"]
+    from analysis.provenance import quarto_metadata, render_provenance
+
+    # `render.*` keys come from the pre-render provenance file (_quarto.yml), the rest from the assets stage.
+    gen = assets_any["gen"]
+    meta = {**assets_any["meta"], **quarto_metadata(render_provenance(ROOT))}
     for lang, text in docs.items():
         r = refs(text)
         for key in sorted(r["meta"]):

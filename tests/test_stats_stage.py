@@ -57,7 +57,7 @@ def write_model(root, name, n_blocks, n_neurons, weights="pretrained", bimodal=F
 def params():
     p = copy.deepcopy(load_params())
     p["stats"].update(split_block=1, split_block_base=0, chunk_neurons=7)
-    p["stats"]["null"] = {"n_permutations": 30, "n_neurons": 8}
+    p["stats"]["nulls"] = {"n_permutations": 30, "n_neurons": 8}
     return p
 
 

@@ -77,8 +77,8 @@ def run(model_name: str, params: dict[str, Any], root: Path = ROOT, progress: bo
             raise ValueError(f"{path.name} has {X.shape[0]} rows, tokens.parquet {len(tokens)}")
         Xv = np.asarray(X[keep])  # one block in memory, storage dtype
         out = compute_block(Xv, cov, seed=(seed, b), chunk=int(cfg.get("chunk_neurons", 512)),
-                            dip_neurons=cfg.get("dip_neurons"), n_perm=int(cfg["null"]["n_permutations"]),
-                            null_neurons=int(cfg["null"]["n_neurons"]), pooled=(b == split_idx))
+                            dip_neurons=cfg.get("dip_neurons"), n_perm=int(cfg["nulls"]["n_permutations"]),
+                            null_neurons=int(cfg["nulls"]["n_neurons"]), pooled=(b == split_idx))
         df = pd.DataFrame(out.neurons)
         df.insert(0, "block", b)
         df.insert(1, "neuron", np.arange(Xv.shape[1]))
@@ -122,7 +122,7 @@ def run(model_name: str, params: dict[str, Any], root: Path = ROOT, progress: bo
             "permutation_q95_abs": float(blocks["null_q95_abs_permutation"].median()),
             "shift_sd": float(blocks["null_sd_shift"].median()),
             "shift_q95_abs": float(blocks["null_q95_abs_shift"].median()),
-            "n_permutations": int(cfg["null"]["n_permutations"]), "n_neurons_per_block": int(cfg["null"]["n_neurons"]),
+            "n_permutations": int(cfg["nulls"]["n_permutations"]), "n_neurons_per_block": int(cfg["nulls"]["n_neurons"]),
             "note": "permutation: lengths shuffled over all tokens; shift: lengths circularly shifted within each "
                     "sequence (keeps serial dependence); SDs are medians over blocks",
         },
