@@ -224,3 +224,66 @@ def test_interrupted_extraction_leaves_no_finished_looking_output(tmp_path, monk
     assert sorted(p.name for p in out.iterdir()) == ["block_00.npy", "block_01.npy", "block_02.npy",
                                                      "block_03.npy", "meta.json"]
     assert np.load(out / "block_03.npy").shape == (n_seq * seq_len, 128)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# speed options of the extraction (params.yaml extract.fused / compute / threads)
+def tiny_gpt_neo_window(window: int = 4, seed: int = 0):
+    from transformers import GPTNeoModel
+
+    torch.manual_seed(seed)
+    cfg = gpt_neo_config("gpt-neo-125m", hidden_size=32, num_layers=4, num_heads=4)
+    cfg.window_size = window  # shorter than the sequences below, so the local layers really mask
+    return GPTNeoModel(cfg).eval()
+
+
+def test_fused_kernels_give_the_eager_activations_at_both_sites_and_with_padding():
+    from analysis.models.kernels import use_fused_kernels
+
+    eager, fused = tiny_gpt_neo_window(), tiny_gpt_neo_window()
+    assert use_fused_kernels(fused) == 8  # 4 attention modules + 4 GELUs
+    assert type(fused.h[0].mlp.act) is torch.nn.GELU  # still at mlp.act: the `post` site is unchanged
+    x = ids(n_seq=3, seq_len=12)
+    arch = architecture_of(eager)
+    for site in ("pre", "post"):
+        names = arch.site_names(eager, site)
+        with Trace(eager, names) as a:
+            out_a = eager(input_ids=x).last_hidden_state
+        with Trace(fused, names) as b:
+            out_b = fused(input_ids=x).last_hidden_state
+        for name in names:
+            torch.testing.assert_close(b[name], a[name], rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(out_b, out_a, rtol=1e-5, atol=1e-5)
+    pad = torch.ones(3, 12, dtype=torch.long)
+    pad[1, :3] = 0  # left padding in one sequence: the additive mask path
+    keep = pad.bool()
+    out_a = eager(input_ids=x, attention_mask=pad).last_hidden_state
+    out_b = fused(input_ids=x, attention_mask=pad).last_hidden_state
+    torch.testing.assert_close(out_b[keep], out_a[keep], rtol=1e-5, atol=1e-5)
+
+
+def test_extraction_speed_options(tmp_path):
+    model = tiny_gpt_neo_window()
+    x = ids(n_seq=4, seq_len=12)
+    sites = architecture_of(model).site_names(model, "pre")
+    with Trace(model, sites) as ref:  # one batch, as the extraction below: the same float32 arithmetic
+        model(input_ids=x)
+    out = {}
+    for key, opts in {"f16": dict(dtype="float16"), "fused": dict(dtype="float32", fused=True),
+                      "bf16": dict(dtype="float32", compute="bfloat16"),
+                      "threads": dict(dtype="float32", threads=1)}.items():
+        d = tmp_path / key
+        d.mkdir()
+        extract_to_dir(tiny_gpt_neo_window(), x.numpy(), sites, d, batch_size=4, progress=False, **opts)
+        out[key] = [np.load(block_file(d, i)) for i in range(len(sites))]
+    for i, name in enumerate(sites):
+        expected = ref[name].reshape(-1, 128).numpy()
+        # float16 storage: torch's rounding, bit for bit numpy's astype of the float32 values
+        np.testing.assert_array_equal(out["f16"][i].view(np.uint16), expected.astype(np.float16).view(np.uint16))
+        np.testing.assert_allclose(out["fused"][i], expected, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(out["threads"][i], expected, rtol=1e-5, atol=1e-5)
+        scale = np.abs(expected).max()
+        np.testing.assert_allclose(out["bf16"][i], expected, rtol=0, atol=0.05 * scale)  # bfloat16: ~3 digits
+        assert not np.array_equal(out["bf16"][i], expected)
+    with pytest.raises(ValueError, match="compute"):
+        extract_to_dir(model, x.numpy(), sites, tmp_path / "bad", compute="float8", progress=False)

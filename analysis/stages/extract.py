@@ -60,7 +60,8 @@ def run(model_name: str, params: dict[str, Any], root: Path = ROOT, progress: bo
     with atomic_dir(out) as tmp:
         timing = extract_to_dir(model, input_ids, sites, tmp, retain=arch.retain(cfg["site"]),
                                 batch_size=int(cfg["batch_size"]), dtype=cfg["dtype"], device=device,
-                                progress=progress)
+                                progress=progress, fused=bool(cfg.get("fused", False)),
+                                compute=str(cfg.get("compute", "float32")), threads=int(cfg.get("threads", 0)))
         meta = {
             **describe(spec),
             "model": model_name,
@@ -71,6 +72,8 @@ def run(model_name: str, params: dict[str, Any], root: Path = ROOT, progress: bo
             "site_capture": arch.retain(cfg["site"]),
             "dtype": cfg["dtype"],
             "batch_size": int(cfg["batch_size"]),
+            "fused": bool(cfg.get("fused", False)),
+            "compute": str(cfg.get("compute", "float32")),
             "n_sequences": int(input_ids.shape[0]),
             "seq_len": int(input_ids.shape[1]),
             **timing,
