@@ -119,6 +119,15 @@ def test_claims(root):
     assert len(cmp_) == 4 and "tiny-big/share_multimodal" in cmp_
 
 
+def test_summary_reports_dip_coverage(root, params):
+    s = json.loads((root / "results/tiny/summary.json").read_text())["multimodality"]
+    nt = pd.read_parquet(root / "results/tiny/neurons.parquet")
+    assert s["n_neurons_total"] == len(nt) == 4 * 24
+    assert s["n_neurons_tested"] == int(nt["dip_tested"].sum()) == int(nt["dip"].notna().sum())
+    if params["stats"].get("dip_neurons") is None:
+        assert s["neurons_tested"] == "all" and s["n_neurons_tested"] == 4 * 23  # every non-constant neuron
+
+
 def test_split_block_numbering():
     assert stats_stage.split_block_index({"split_block": 5, "split_block_base": 1}, 12)[0] == 4
     assert stats_stage.split_block_index({"split_block": 5, "split_block_base": 0}, 12)[0] == 5

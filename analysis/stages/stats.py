@@ -128,7 +128,9 @@ def run(model_name: str, params: dict[str, Any], root: Path = ROOT, progress: bo
         },
         "multimodality": {**MULTIMODALITY_MEASURE,
                           "neurons_tested": "all" if cfg.get("dip_neurons") is None
-                          else f"seeded random subset of {cfg['dip_neurons']} per block"},
+                          else f"seeded random subset of {cfg['dip_neurons']} per block",
+                          # how many (block, neuron) pairs the dip test actually covered (constant ones skip it)
+                          "n_neurons_tested": int(neurons["dip_tested"].sum()), "n_neurons_total": int(len(neurons))},
         "alpha": alpha, "fdr_method": cfg.get("fdr_method", "fdr_bh"), "fdr_scope": "per model, all blocks x neurons",
         "aggregates": model_aggregates(neurons, alpha, cfg["claims"]["C3"].get("exclude_first_block", True)),
     }

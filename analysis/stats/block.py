@@ -22,7 +22,9 @@ The q-values are not here: they are per model (all blocks together), see analysi
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 from scipy import stats as sps
@@ -78,7 +80,74 @@ class Covariates:
         d.update(Wy=onehot * yc[:, None], Wyy=onehot.T @ (yc * yc), n_clusters=len(labels))
         # within-sequence positions, for the circular-shift null
         d["seq_index"] = [np.flatnonzero(inv == g) for g in range(len(labels))]
+        # compute_block works on tokens reordered so that the median-split groups are contiguous (short,
+        # equal, long): group medians are then sorts of column slices, and group membership of a sorted
+        # element is a comparison of its token index. Every statistic is a sum over tokens, so the order
+        # does not change any result; `perm` maps the working order to the activation rows.
+        perm = np.argsort(group, kind="stable")
+        nc_full = np.zeros(len(y))
+        nc_full[m] = d["nc"]
+        # first moments of a centred activation row A: A @ Z1 (one matrix product per chunk); columns:
+        # yc, fc, next length centred over has-next (0 elsewhere), then the G cluster columns (cluster
+        # indicator x centred length) of the cluster-robust score. Sums over the median-split groups need
+        # no product: the groups are contiguous slices of the working order.
+        Z1 = np.column_stack([yc, fc, nc_full, d["Wy"]])
+        d.update(perm=perm, Z1=np.ascontiguousarray(Z1[perm]),
+                 no_next_perm=np.flatnonzero(~m[perm]),  # the few tokens without a next token
+                 ry2_perm=np.rint(2 * ry[perm]).astype(np.int32),  # centred ranks are multiples of 1/2
+                 group_sizes=tuple(int((group == g).sum()) for g in (SHORT, EQUAL, LONG)))
         return cls(y, f, nx, seq, med, group, d)
+
+
+@contextmanager
+def one_blas_thread():
+    """Run the enclosed matrix products on one BLAS thread.
+
+    Every product here is skinny ([k, n] @ [n, <30]) and memory-bound: a second thread gains little on
+    an idle machine, while OpenBLAS threads that wait for a core busy with another job cost seconds per
+    block (measured: 11.5 s vs 4.4 s for a block on this 2-core machine with one core taken). Uses
+    threadpoolctl when installed, else numpy's bundled OpenBLAS through ctypes; a no-op if neither works."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        threadpool_limits = None
+    if threadpool_limits is not None:
+        with threadpool_limits(1, user_api="blas"):
+            yield
+        return
+    lib = _numpy_openblas()
+    if lib is None:
+        yield
+        return
+    get, set_ = lib
+    old = get()
+    set_(1)
+    try:
+        yield
+    finally:
+        set_(old)
+
+
+@lru_cache(maxsize=1)
+def _numpy_openblas():
+    import ctypes
+    import glob
+    import os
+
+    libdir = os.path.join(os.path.dirname(os.path.dirname(np.__file__)), "numpy.libs")
+    for path in glob.glob(os.path.join(libdir, "*openblas*.so*")):
+        try:
+            lib = ctypes.CDLL(path)  # already loaded by numpy: the same handle
+        except OSError:
+            continue
+        for suffix in ("64_", "_64_", ""):
+            get = getattr(lib, f"scipy_openblas_get_num_threads{suffix}", None) or getattr(lib, f"openblas_get_num_threads{suffix}", None)
+            set_ = getattr(lib, f"scipy_openblas_set_num_threads{suffix}", None) or getattr(lib, f"openblas_set_num_threads{suffix}", None)
+            if get is not None and set_ is not None:
+                get.restype = ctypes.c_int
+                set_.argtypes = [ctypes.c_int]
+                return get, set_
+    return None
 
 
 @dataclass
@@ -120,9 +189,17 @@ def compute_block(
     """Statistics of one block. X: [n_tokens, n_neurons] (non-special rows only), float16/32/64.
 
     seed: entropy for numpy's default_rng (e.g. (params seed, block)); it picks the dip subset (when
-    dip_neurons is set) and the null subset and permutations. pooled: also compute the pooled median-split
-    numbers (used at the configured split block). spearman/dip: switch off for benchmarks only.
+    dip_neurons is set) and the null subset and permutations. chunk: neurons per vectorised chunk (memory
+    ~ 60 bytes x chunk x n_tokens). pooled: also compute the pooled median-split numbers (used at the
+    configured split block). spearman (all rank statistics: Spearman, group medians, Mann-Whitney) and
+    dip: switch off for benchmarks only.
     """
+    with one_blas_thread():
+        return _compute_block(X, cov, seed=seed, chunk=chunk, dip_neurons=dip_neurons, n_perm=n_perm,
+                              null_neurons=null_neurons, pooled=pooled, spearman=spearman, dip=dip)
+
+
+def _compute_block(X, cov, *, seed, chunk, dip_neurons, n_perm, null_neurons, pooled, spearman, dip) -> BlockResult:
     n, m = X.shape
     assert n == cov.n, f"activations have {n} rows, covariates {cov.n}"
     d = cov.d
@@ -133,24 +210,26 @@ def compute_block(
         if dip_neurons is not None and dip_neurons < m:
             dip_sel[:] = False
             dip_sel[rng.choice(m, dip_neurons, replace=False)] = True
-    null_idx = np.sort(rng.choice(m, min(null_neurons, m), replace=False)) if n_perm > 0 else np.array([], int)
     null_sel = np.zeros(m, bool)
-    null_sel[null_idx] = True
-    Yperm, Yshift = _null_designs(cov, n_perm, rng) if n_perm > 0 else (None, None)
+    if n_perm > 0:
+        null_sel[rng.choice(m, min(null_neurons, m), replace=False)] = True
+        Yperm, Yshift = _null_designs(cov, n_perm, rng)
+    perm = d["perm"]  # working token order: short, equal, long (see Covariates.build)
+    if n_perm > 0:
+        Yperm, Yshift = Yperm[perm], Yshift[perm]
 
-    n_s, n_e, n_l = (int((cov.group == g).sum()) for g in (SHORT, EQUAL, LONG))
-    mask = {g: cov.group == g for g in (SHORT, EQUAL, LONG)}
+    n_s, n_e, n_l = d["group_sizes"]
+    counts = np.array([n_s, n_e, n_l], dtype=np.float64)
     nm = d["next_mask"]
+    n_next = int(nm.sum())
     G = d["n_clusters"]
     df_cl = G - 1
     cl_corr = G / (G - 1.0) * (n - 1.0) / (n - 2.0) if G > 1 else np.nan  # statsmodels' small-sample factor
+    Syf_over_Sff = float(d["yc"] @ d["fc"]) / d["Sff"] if d["Sff"] > 0 else np.nan
+    Syf_over_Syy = float(d["yc"] @ d["fc"]) / d["Syy"] if d["Syy"] > 0 else np.nan
+    f16 = X.dtype == np.float16
 
     cols: dict[str, np.ndarray] = {}
-    counts = np.array([n_s, n_e, n_l], dtype=np.float64)
-    n_next = int(nm.sum())
-    nc_full = np.zeros(n)
-    nc_full[nm] = d["nc"]
-    Gm = np.column_stack([mask[SHORT], mask[EQUAL], mask[LONG], nm, nc_full]).astype(np.float64)
 
     def put(name, j0, vals):
         if name not in cols:
@@ -158,35 +237,65 @@ def compute_block(
         cols[name][j0 : j0 + len(vals)] = vals
 
     r_perm_all, r_shift_all = [], []
+    const_all = np.zeros(m, dtype=bool)
     token_score = np.zeros(n)
     n_scored = 0
     for j0 in range(0, m, chunk):
         j1 = min(j0 + chunk, m)
-        X16 = np.ascontiguousarray(X[:, j0:j1].T)  # [k, n] in the storage dtype
-        Ac = X16.astype(np.float64)
-        const = Ac.min(axis=1) == Ac.max(axis=1)  # exact test: a float64 mean of equal values may not be exact
-        Ac -= Ac.mean(axis=1, keepdims=True)
-        Ac[const] = 0.0
-        # sums over token subsets as one matrix product each (fancy-indexing rows is 10x slower):
-        # columns of Gm: short, equal, long, has-next, next length centred over has-next (0 elsewhere)
-        S1 = Ac @ Gm  # [k, 5]
-        S2 = (Ac * Ac) @ Gm[:, :4]  # [k, 4] sums of squares
-        Saa = np.einsum("ij,ij->i", Ac, Ac)
+        k = j1 - j0
+        Xc = np.take(X[:, j0:j1], perm, axis=0)  # [n, k] in the storage dtype, working token order
+        Ac = Xc.T.astype(np.float64)  # [k, n]: the one conversion (float16 -> float64 is exact)
+        ranks = spearman or dip
+        if ranks:  # sort keys: uint16 of float16 data (radix sort), else the values themselves
+            V = core.f16_keys(Ac.astype(np.float16)) if f16 else Ac.copy()  # float64 -> float16 is exact here
+        mean_all = Ac.mean(axis=1)
+        if f16:
+            const = None  # decided from Saa below: exact for float16 data
+        else:  # exact test (a float64 mean of equal float32/64 values need not be exact)
+            const = Ac.min(axis=1) == Ac.max(axis=1)
+        Ac -= mean_all[:, None]  # centre first: higher moments from raw sums would cancel catastrophically
+        if const is not None:
+            Ac[const] = 0.0
+        # first moments with the covariates: one matrix product (Z1 built once per model)
+        M1 = Ac @ d["Z1"]  # [k, 3 + G]: a.yc, a.fc, a.nc, per-cluster sums of a * yc
+        a_y, a_f, a_n = M1[:, 0], M1[:, 1], M1[:, 2]
+        U0 = M1[:, 3:]
+        # group sums and sums of squares over contiguous slices (short | equal | long); has-next = all
+        # tokens minus the few without a next token
+        A2 = Ac * Ac
+        cut = (0, n_s, n_s + n_e, n)
+        S1 = np.stack([Ac[:, cut[g] : cut[g + 1]].sum(axis=1) for g in range(3)], axis=1)  # [k, 3]
+        Q = np.stack([A2[:, cut[g] : cut[g + 1]].sum(axis=1) for g in range(3)], axis=1)
+        Saa = Q.sum(axis=1)
+        nn = d["no_next_perm"]
+        S_next = S1.sum(axis=1) - Ac[:, nn].sum(axis=1)
+        Q_next = Saa - A2[:, nn].sum(axis=1)
+        m3 = np.einsum("ij,ij->i", A2, Ac)
+        m4 = np.einsum("ij,ij->i", A2, A2)
+        del A2
+        if const is None:
+            # float16 data: each value v has 11 significant bits, so the float64 sum of n copies (any
+            # order, n < 2^42) is exact, n*v/n rounds back to v, and a constant row centres to exact
+            # zeros; a non-constant row has some |a - mean| >= 2^-25, whose square does not underflow
+            const = ~(Saa > 0)
         Saa[const] = 0.0
+        const_all[j0:j1] = const
         # --- correlations with length and log frequency, partial correlations
-        r = core._r_from_centered(Ac, d["yc"], Saa)
+        r = core._r_from_centered_pairs(a_y, Saa, d["Syy"])
         put("pearson_r", j0, r)
         put("pearson_p", j0, core.t_pvalue(r, n - 2))
-        put("r_freq", j0, core._r_from_centered(Ac, d["fc"], Saa))
-        a_y, a_f = Ac @ d["yc"], Ac @ d["fc"]
+        put("r_freq", j0, core._r_from_centered_pairs(a_f, Saa, d["Sff"]))
+        # partials from moments: with one control z, ||resid(a|z)||^2 = Saa - (a.zc)^2/Szz, and
+        # resid(a|z).e = a.e because e (the covariate's residual on [1, z]) is orthogonal to [1, z];
+        # a.ey = a.yc - (Syf/Sff) a.fc, so no residual array is ever formed
         with np.errstate(invalid="ignore", divide="ignore"):
             res_f = Saa - a_f**2 / d["Sff"]  # ||resid(a | log_freq)||^2
             res_y = Saa - a_y**2 / d["Syy"]  # ||resid(a | length)||^2
-            pr_len = (Ac @ d["ey"]) / np.sqrt(res_f * d["See_y"])
-            pr_freq = (Ac @ d["ef"]) / np.sqrt(res_y * d["See_f"])
+            pr_len = (a_y - Syf_over_Sff * a_f) / np.sqrt(res_f * d["See_y"])
+            pr_freq = (a_f - Syf_over_Syy * a_y) / np.sqrt(res_y * d["See_f"])
         tiny = 1e-12 * Saa
-        pr_len[const | (res_f <= tiny)] = np.nan  # nothing left after the control: undefined, not 0
-        pr_freq[const | (res_y <= tiny)] = np.nan
+        pr_len[const | ~(res_f > tiny)] = np.nan  # nothing left after the control: undefined, not 0
+        pr_freq[const | ~(res_y > tiny)] = np.nan
         pr_len, pr_freq = np.clip(pr_len, -1, 1), np.clip(pr_freq, -1, 1)
         put("partial_r_length", j0, pr_len)
         put("partial_p_length", j0, core.t_pvalue(pr_len, n - 3))
@@ -194,99 +303,85 @@ def compute_block(
         put("partial_p_freq", j0, core.t_pvalue(pr_freq, n - 3))
         # --- cluster-robust (sequences) test of the length slope: sandwich variance, G-1 df
         b = a_y / d["Syy"]
-        U = Ac @ d["Wy"] - b[:, None] * d["Wyy"][None, :]  # per-cluster score sums, [k, G]
+        U = U0 - b[:, None] * d["Wyy"][None, :]  # per-cluster score sums, [k, G]
         with np.errstate(invalid="ignore", divide="ignore"):
             se = np.sqrt(cl_corr * np.einsum("ij,ij->i", U, U)) / d["Syy"]
             tcl = b / se
-        p_cl = 2.0 * sps.t.sf(np.abs(tcl), df_cl) if G > 1 else np.full(len(b), np.nan)
+        p_cl = 2.0 * sps.t.sf(np.abs(tcl), df_cl) if G > 1 else np.full(k, np.nan)
         p_cl[const] = np.nan
         put("pearson_p_cluster", j0, p_cl)
         # --- next token's length (rows that have a next token); nc sums to 0 over them
-        Snn = S2[:, 3] - S1[:, 3] ** 2 / n_next
+        Snn = Q_next - S_next**2 / n_next
         with np.errstate(invalid="ignore", divide="ignore"):
-            rn = np.clip(S1[:, 4] / np.sqrt(Snn * d["Snc"]), -1, 1)
+            rn = np.clip(a_n / np.sqrt(Snn * d["Snc"]), -1, 1)
         rn[const | ~(Snn > 1e-12 * Saa)] = np.nan
         put("r_next_length", j0, rn)
         put("r_next_length_p", j0, core.t_pvalue(rn, n_next - 2))
         # --- moments: bimodality coefficient
-        put("bimodality_coefficient", j0, core.bimodality_coefficient(Ac, Saa))
+        put("bimodality_coefficient", j0, core.bimodality_from_moments(n, Saa, m3, m4))
         # --- group means / variances (median split); Ac is centred, add the mean back for the means
         means = S1[:, :3] / np.maximum(counts, 1)
         with np.errstate(invalid="ignore", divide="ignore"):
-            vars_ = (S2[:, :3] - S1[:, :3] ** 2 / counts) / (counts - 1)
-        mean_all = X16.mean(axis=1, dtype=np.float64)
+            var_s = (Q[:, 0] - S1[:, 0] ** 2 / n_s) / (n_s - 1) if n_s > 1 else np.full(k, np.nan)
+            var_l = (Q[:, 2] - S1[:, 2] ** 2 / n_l) / (n_l - 1) if n_l > 1 else np.full(k, np.nan)
         for gi, name in ((SHORT, "short"), (EQUAL, "equal"), (LONG, "long")):
             if counts[gi]:
                 put(f"split_mean_{name}", j0, means[:, gi] + mean_all)
-        put("split_cohens_d", j0, core.cohens_d(means[:, LONG], vars_[:, LONG], n_l, means[:, SHORT], vars_[:, SHORT], n_s)
-            if n_s > 1 and n_l > 1 else np.full(j1 - j0, np.nan))
-        # --- one sort per neuron: ranks (Spearman), group medians, Mann-Whitney / Cliff, dip
-        if spearman or dip:
-            if X16.dtype == np.float16:
-                order, s = core.sort_rows(None, X16)
-            else:
-                order, s = core.sort_rows(X16.astype(np.float64))
+        put("split_cohens_d", j0, core.cohens_d(means[:, LONG], var_l, n_l, means[:, SHORT], var_s, n_s)
+            if n_s > 1 and n_l > 1 else np.full(k, np.nan))
+        # --- one sort per neuron: ranks (Spearman), Mann-Whitney / Cliff, dip; group medians from sorts
+        # of the group's (contiguous) token slice
+        if ranks:
+            order, s = core.sort_keys(V)
             if spearman:
-                rk = core.average_ranks_sorted(s)
-                rk -= (n + 1) / 2.0
-                Srr = np.einsum("ij,ij->i", rk, rk)  # permutation invariant: no need to unsort
+                is_s = order < n_s  # working order puts short tokens first, long tokens last
+                is_l = order >= n_s + n_e
+                rs = core.rank_statistics(s, d["ry2_perm"][order], is_s, is_l)
+                del is_s, is_l
+                Srr = rs["Srr"]
                 Srr[const] = 0.0
-                rho = core._r_from_centered_pairs(np.einsum("ij,ij->i", rk, d["ryc"][order]), Srr, d["Sry"])
+                rho = core._r_from_centered_pairs(rs["num"], Srr, d["Sry"])
                 put("spearman_r", j0, rho)
                 put("spearman_p", j0, core.t_pvalue(rho, n - 2))
-                del rk
-                gs = cov.group[order]  # group of each sorted element
-                for gi, name in ((SHORT, "short"), (EQUAL, "equal"), (LONG, "long")):
-                    ng = int(counts[gi])
-                    if ng:
-                        sg = s[gs == gi].reshape(-1, ng)  # each row keeps its sorted order
-                        lo, hi = core.sorted_values(sg[:, (ng - 1) // 2]), core.sorted_values(sg[:, ng // 2])
-                        put(f"split_median_{name}", j0, 0.5 * (lo + hi))
+                put_medians(put, j0, V, (n_s, n_e, n_l))
                 if n_s and n_l:
-                    keep = gs != EQUAL
-                    s_ls = s[keep].reshape(-1, n_s + n_l)
-                    rk = core.average_ranks_sorted(s_ls)
-                    is_long = (gs[keep] == LONG).reshape(-1, n_s + n_l)
-                    _, p_mw, delta = core.mann_whitney_from_ranks(
-                        np.einsum("ij,ij->i", rk, is_long.astype(np.float64)), n_l, n_s, core.tie_term_from_ranks(rk)
-                    )
+                    _, p_mw, delta = core.mann_whitney_from_ranks(rs["rank_sum_l"], n_l, n_s, rs["tie_sl"])
                     delta[const] = np.nan
                     put("split_p", j0, p_mw)
                     put("split_cliffs_delta", j0, delta)
-                    del s_ls, rk, is_long
-                del gs
+            del order
             if dip and dip_sel[j0:j1].any():
                 dv, dp = core.dip_rows(s, np.flatnonzero(dip_sel[j0:j1]))
                 put("dip", j0, dv)
                 put("dip_p", j0, dp)
-            del order, s
+            del s, V
         # --- nulls on the seeded subset
         sub = np.flatnonzero(null_sel[j0:j1])
         if len(sub):
             norm = np.sqrt(Saa[sub] * d["Syy"])[:, None]
             with np.errstate(invalid="ignore", divide="ignore"):
                 rp = (Ac[sub] @ Yperm) / norm
-                rs = (Ac[sub] @ Yshift) / norm
+                rs_ = (Ac[sub] @ Yshift) / norm
             r_perm_all.append(rp)
-            r_shift_all.append(rs)
+            r_shift_all.append(rs_)
             ro = np.abs(r[sub])[:, None]
-            put("perm_p", j0 + 0, _scatter(j1 - j0, sub, (1 + (np.abs(rp) >= ro).sum(1)) / (n_perm + 1)))
-            put("shift_p", j0 + 0, _scatter(j1 - j0, sub, (1 + (np.abs(rs) >= ro).sum(1)) / (n_perm + 1)))
+            put("perm_p", j0, _scatter(k, sub, (1 + (np.abs(rp) >= ro).sum(1)) / (n_perm + 1)))
+            put("shift_p", j0, _scatter(k, sub, (1 + (np.abs(rs_) >= ro).sum(1)) / (n_perm + 1)))
         if pooled:
             sd = np.sqrt(Saa / (n - 1))
             ok = ~const
             token_score += (Ac[ok] / sd[ok, None]).sum(axis=0)
             n_scored += int(ok.sum())
-        del Ac, X16
+        del Ac, Xc
 
     # reasons for NaN; constant neurons get NaN in every statistic above (never 0)
-    const_all = np.asarray(X.min(axis=0) == X.max(axis=0))
     reason = np.where(const_all, "constant activation", "")
     if n_perm > 0:
         for c in ("perm_p", "shift_p"):
             cols.setdefault(c, np.full(m, np.nan))
             cols[c][const_all] = np.nan
-    for c in ("split_median_short", "split_median_equal", "split_median_long", "dip", "dip_p"):
+    for c in ("split_median_short", "split_median_equal", "split_median_long", "split_mean_short",
+              "split_mean_equal", "split_mean_long", "dip", "dip_p"):  # a group may be empty
         cols.setdefault(c, np.full(m, np.nan))
     if not spearman:
         for c in ("spearman_r", "spearman_p", "split_p", "split_cliffs_delta"):
@@ -298,20 +393,35 @@ def compute_block(
     null = {"null_sd_analytic": 1.0 / np.sqrt(n - 1)}
     if r_perm_all:
         rp = np.concatenate(r_perm_all)
-        rs = np.concatenate(r_shift_all)
-        rp, rs = rp[np.isfinite(rp).all(1)], rs[np.isfinite(rs).all(1)]
+        rs_ = np.concatenate(r_shift_all)
+        rp, rs_ = rp[np.isfinite(rp).all(1)], rs_[np.isfinite(rs_).all(1)]
         null.update(
             null_sd_permutation=float(rp.std()),
             null_q95_abs_permutation=float(np.quantile(np.abs(rp), 0.95)),
-            null_sd_shift=float(rs.std()),
-            null_q95_abs_shift=float(np.quantile(np.abs(rs), 0.95)),
+            null_sd_shift=float(rs_.std()),
+            null_q95_abs_shift=float(np.quantile(np.abs(rs_), 0.95)),
             null_n_neurons=int(len(rp)),
             null_n_permutations=int(n_perm),
         )
     out = BlockResult(cols, null)
     if pooled:
-        out.pooled = _pooled_split(X, cov, token_score / max(n_scored, 1))
+        ts = np.empty(n)
+        ts[perm] = token_score / max(n_scored, 1)  # back to activation row order
+        out.pooled = _pooled_split(X, cov, ts)
     return out
+
+
+def put_medians(put, j0: int, V: np.ndarray, sizes) -> None:
+    """Median of each median-split group per neuron. V: [k, n] sort keys (uint16 of float16, or values) in
+    the working token order, where each group's tokens are a contiguous slice; a (radix, for keys) sort
+    of the slice gives the two middle order statistics, whose mean is the median (as numpy.median)."""
+    a = 0
+    for name, ng in zip(("short", "equal", "long"), sizes):
+        if ng:
+            sg = np.sort(V[:, a : a + ng], axis=1, kind="stable")
+            mid = core.sorted_values(sg[:, [(ng - 1) // 2, ng // 2]])
+            put(f"split_median_{name}", j0, 0.5 * (mid[:, 0] + mid[:, 1]))
+        a += ng
 
 
 def _scatter(k: int, idx: np.ndarray, vals: np.ndarray) -> np.ndarray:
