@@ -41,6 +41,9 @@ def test_c2():
     assert C.c2_split({**sup, "pooled_cohens_d": 0.1, "share_neurons_long_lower": 0.3}, TH["C2"], 0.05)["verdict"] == "not_supported"
     assert C.c2_split({**sup, "pooled_cohens_d": -1.2}, TH["C2"], 0.05)["verdict"] == "mixed"
     assert C.c2_split({**sup, "sequence_p": 0.4}, TH["C2"], 0.05)["verdict"] == "mixed"
+    # a negligible shift (the random-weights control's d is about -0.001) is no shift at all
+    negligible = C.c2_split({**sup, "pooled_cohens_d": -0.001}, TH["C2"], 0.05)
+    assert negligible["verdict"] == "not_supported" and "negligible" in negligible["detail"]
 
 
 def test_c3():

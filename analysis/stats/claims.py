@@ -51,7 +51,8 @@ def c2_split(S: dict, th: dict, alpha: float) -> dict:
     p_seq = S.get("sequence_p", np.nan)
     stat = {"pooled_cohens_d": d, "share_neurons_long_lower": lower, "sequence_p": p_seq,
             "pooled_p": S.get("pooled_p", np.nan), "pooled_cliffs_delta": S.get("pooled_cliffs_delta", np.nan)}
-    thr = {"max_abs_d": th["max_abs_d"], "alpha": alpha, "direction": "d < 0 and share long-lower > 0.5"}
+    thr = {"min_abs_d": th.get("min_abs_d", 0.0), "max_abs_d": th["max_abs_d"], "alpha": alpha,
+           "direction": "d < 0 and share long-lower > 0.5"}
     if not np.isfinite(d):
         return V(NA, stat, thr, "no short or long tokens at the split block")
     negative = d < 0 and lower > 0.5
@@ -62,6 +63,8 @@ def c2_split(S: dict, th: dict, alpha: float) -> dict:
             f"sequence-level Wilcoxon p {p_seq:.2g}")
     if not negative:
         return V(NOT_SUPPORTED, stat, thr, desc + "; long tokens are not shifted negative")
+    if abs(d) < th.get("min_abs_d", 0.0):  # a shift this small is not one the histograms could show
+        return V(NOT_SUPPORTED, stat, thr, desc + "; the shift is negligible")
     if slight and sig:
         return V(SUPPORTED, stat, thr, desc + "; a slight negative shift with heavy overlap")
     why = "the shift is not slight (groups separate)" if not slight else "the shift is not significant across sequences"
