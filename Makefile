@@ -46,7 +46,7 @@ repro: data
 
 render:
 	@if command -v quarto >/dev/null 2>&1; then quarto render report/; \
-	else echo "quarto not found on PATH: skipped rendering. Install Quarto >= 1.4 from https://quarto.org, then run: quarto render report/"; fi
+	else echo "quarto not found on PATH: skipped rendering. Install Quarto >= 1.5 from https://quarto.org, then run: quarto render report/"; fi
 
 test: setup
 	$(BIN)/python -m pytest -q

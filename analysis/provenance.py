@@ -158,13 +158,19 @@ def git_provenance(root: str | Path = ROOT) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------------------- environment
-def environment_provenance(packages: tuple[str, ...] | list[str] = PACKAGES) -> dict[str, Any]:
+def package_versions(names, missing: str = "not installed") -> dict[str, str]:
+    """Installed version of each distribution name (`missing` where it is not installed)."""
     versions = {}
-    for name in packages:
+    for name in names:
         try:
             versions[name] = importlib_metadata.version(name)
         except importlib_metadata.PackageNotFoundError:
-            versions[name] = "not installed"
+            versions[name] = missing
+    return versions
+
+
+def environment_provenance(packages: tuple[str, ...] | list[str] = PACKAGES) -> dict[str, Any]:
+    versions = package_versions(packages)
     uname = platform.uname()
     return {"python": platform.python_version(), "implementation": platform.python_implementation(),
             "platform": {"system": uname.system, "release": uname.release, "machine": uname.machine},

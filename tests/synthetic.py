@@ -53,7 +53,8 @@ def _model(root: Path, name: str, rng, n_blocks: int, n_neurons: int, tok: pd.Da
     d = root / "results" / name
     (d / "activations").mkdir(parents=True, exist_ok=True)
     table = pa.Table.from_pandas(tok, preserve_index=False)
-    md = {b"tokenlen": json.dumps({"corpus": "debian-docs", "reference": "debian-docs (held-out documents)",
+    md = {b"tokenlen": json.dumps({"corpus": "debian-docs", "reference": {"corpus": "debian-docs", "documents": 1500,
+                                                                 "tokens": 123456, "smoothing": "add-one"},
                                    "n_reference_tokens": 123456, "count_leading_space": False, "seed": 0}).encode()}
     pq.write_table(table.replace_schema_metadata({**(table.schema.metadata or {}), **md}), d / "tokens.parquet")
     used = ~tok["is_special"].to_numpy()

@@ -209,3 +209,11 @@ def test_quarto_renders_both_languages(assets_offline, tmp_path):
         assert "?meta:" not in page, "an unresolved meta key was rendered"
         assert pdf[0].stat().st_size > 20_000
     assert "Hình" in list(out.rglob("paper-vi.html"))[0].read_text(encoding="utf-8")
+
+
+def test_reference_corpus_is_described_in_words_not_as_a_dict(assets_any):
+    corpus = assets_any["meta"]["corpus"]
+    for lang in ("en", "vi"):
+        text = corpus[f"reference_{lang}"]
+        assert "{" not in text and "debian-docs" in text
+        assert "1500" in re.sub(r"[^\d]", "", text)  # the document count, whatever thousands separator

@@ -64,7 +64,8 @@ def copy_project(dest: Path) -> None:
                            capture_output=True, text=True, check=True).stdout.split("\0")
     for rel in filter(None, files):
         src = ROOT / rel
-        if not src.is_file() or rel.startswith(("data/raw/", "results/", "summary/")):
+        # dvc.lock is this checkout's pipeline state (another configuration): the tiny project makes its own
+        if not src.is_file() or rel == "dvc.lock" or rel.startswith(("data/raw/", "results/", "summary/")):
             continue
         (dest / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src, dest / rel)

@@ -30,7 +30,6 @@ import argparse
 import hashlib
 import math
 import platform
-from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +43,7 @@ from analysis.figures.data import B, C, CLAIM_IDS, T, ModelResults, load_model
 from analysis.figures.i18n import LANGS, WEIGHTS, tr, verdict_word
 from analysis.io import atomic_dir
 from analysis.params import ROOT, active_config, load_params
+from analysis.provenance import package_versions
 
 FIGURES = ("token_lengths", "split_histograms", "r_at_block", "r_density_lines", "r_heatmap", "raw_vs_partial",
            "length_vs_logfreq", "depth_compare", "multimodality", "null_control")
@@ -166,14 +166,6 @@ def results_digest(results: Path, summary_dir: Path, names: list[str]) -> str:
     return h.hexdigest()[:12]
 
 
-def package_versions(names) -> dict[str, str]:
-    out = {}
-    for n in names:
-        try:
-            out[n] = importlib_metadata.version(n)
-        except importlib_metadata.PackageNotFoundError:
-            out[n] = "—"
-    return out
 
 
 # ---------------------------------------------------------------------------------------------- numbers
@@ -391,7 +383,14 @@ def build_metadata(params: dict, models: dict[str, ModelResults], root: Path, re
         desc = str(corpus_name)
     put(tree, "corpus.source", desc)
     tm = prim.tokens_meta
-    put(tree, "corpus.reference", str(tm.get("reference", tm.get("reference_corpus", "—"))))
+    ref = tm.get("reference", {})
+    if isinstance(ref, dict):  # tokens.parquet metadata: the reference pool of the same corpus
+        docs = fint(ref["documents"]) if "documents" in ref else "—"
+        put(tree, "corpus.reference_en", f"{ref.get('corpus', '—')}, {docs} documents not in the sample")
+        put(tree, "corpus.reference_vi", f"{ref.get('corpus', '—')}, {docs} văn bản không thuộc mẫu")
+    else:
+        put(tree, "corpus.reference_en", str(ref or "—"))
+        put(tree, "corpus.reference_vi", str(ref or "—"))
     put(tree, "corpus.n_reference_tokens", fint(tm.get("n_reference_tokens")))
 
     tp = params.get("tokens", {})
@@ -505,7 +504,7 @@ def table_provenance(lang: str, params: dict, models: dict[str, ModelResults], p
                 "params": "Tham số", "python": "Python"}}[lang]
     rows = [[L["config"], f"`{tree['cfg']['name']}`"],
             [L["corpus"], f"{tree['corpus']['name']} ({tree['corpus']['kind']}): {tree['corpus']['source']}"],
-            [L["ref"], f"{tree['corpus']['reference']} ({tree['corpus']['n_reference_tokens']})"]]
+            [L["ref"], f"{tree['corpus'][f'reference_{lang}']} ({tree['corpus']['n_reference_tokens']})"]]
     for n, mr in models.items():
         m = per[n]
         rows.append([f"{L['model']}: {m[f'short_{lang}']}",
@@ -527,7 +526,7 @@ def table_provenance(lang: str, params: dict, models: dict[str, ModelResults], p
     ex = ", ".join(f"{k} {prim.meta[k]}" for k in ("torch", "transformers") if prim.meta.get(k))
     if ex:
         rows.append([L["extract_pk"], ex])
-    pk = package_versions(["numpy", "pandas", "matplotlib", "pyarrow", "PyYAML"])
+    pk = package_versions(["numpy", "pandas", "matplotlib", "pyarrow", "PyYAML"], missing="—")
     rows.append([L["packages"], ", ".join(f"{k} {v}" for k, v in pk.items())])
     rows.append([L["python"], platform.python_version()])
     rows += [[L["data"], f"`{tree['prov']['data_md5']}`"], [L["digest"], f"`{tree['prov']['results_digest']}`"]]

@@ -9,7 +9,7 @@ every block is complete, so an interrupted run leaves nothing that looks finishe
 
 from __future__ import annotations
 
-import argparse
+import sys
 import json
 import platform
 from pathlib import Path
@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 
 from analysis.io import atomic_dir
-from analysis.params import ROOT, load_params, model_spec
+from analysis.stages import model_stage_main
+from analysis.params import ROOT, model_spec
 
 
 def input_ids_from_tokens(tokens: pd.DataFrame) -> np.ndarray:
@@ -90,12 +91,9 @@ def run(model_name: str, params: dict[str, Any], root: Path = ROOT, progress: bo
     return out
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True, help="a model name under the active config in params.yaml")
-    args = parser.parse_args(argv)
-    run(args.model, load_params())
+def main(argv: list[str] | None = None) -> int:
+    return model_stage_main(run, __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -11,7 +11,7 @@ Writes results/<model>/neurons.parquet, blocks.csv, metrics.json (DVC metrics), 
 
 from __future__ import annotations
 
-import argparse
+import sys
 import json
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 
 from analysis.io import write_csv, write_json, write_parquet
-from analysis.params import ROOT, load_params
+from analysis.stages import model_stage_main
+from analysis.params import ROOT
 from analysis.stats.block import Covariates, compute_block
 from analysis.stats.claims import model_claims
 from analysis.stats.model import (MULTIMODALITY_MEASURE, add_qvalues, block_summaries, jsonable,
@@ -151,12 +152,9 @@ def run(model_name: str, params: dict[str, Any], root: Path = ROOT, progress: bo
     return res
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True, help="a model name under the active config in params.yaml")
-    args = parser.parse_args(argv)
-    run(args.model, load_params())
+def main(argv: list[str] | None = None) -> int:
+    return model_stage_main(run, __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
