@@ -98,3 +98,11 @@ def test_stage_is_deterministic(assets_offline, tmp_path):
     for rel in ["metadata.yml", "tables/en/claims.md", "tables/vi/provenance.md", "figures/en/r_heatmap.svg",
                 "figures/vi/split_histograms.svg", "figures/en/token_lengths.png"]:
         assert (first / rel).read_bytes() == (out / rel).read_bytes(), f"{rel} differs between two runs"
+
+
+def test_p_values_in_statistics_print_as_p_values():
+    from analysis.stages.assets import fnum
+
+    text = fnum({"pooled_p": 1e-212, "sequence_p": 0.013, "median_r": -0.0156, "n": 12})
+    assert "pooled_p = < 0.001" in text and "sequence_p = 0.013" in text
+    assert "median_r = −0.016" in text or "median_r = -0.016" in text

@@ -89,6 +89,10 @@ def fp(x) -> str:
     return "< 0.001" if x < 0.001 else f"{x:.2g}"
 
 
+def is_p_value(key: str, value) -> bool:
+    return (key == "p" or key.endswith("_p") or key.startswith("p_")) and isinstance(value, (float, np.floating))
+
+
 def fnum(x) -> str:
     """A statistic of unknown kind (claims.json): integers as counts, others with 3 significant digits."""
     if isinstance(x, bool) or x is None:
@@ -99,8 +103,8 @@ def fnum(x) -> str:
         if not math.isfinite(x):
             return "—"
         return fr(x, 3) if abs(x) < 100 else fint(x)
-    if isinstance(x, dict):
-        return "; ".join(f"{k} = {fnum(v)}" for k, v in x.items())
+    if isinstance(x, dict):  # p-values by name: "< 0.001" rather than a rounded 0.000
+        return "; ".join(f"{k} = {fp(v) if is_p_value(k, v) else fnum(v)}" for k, v in x.items())
     if isinstance(x, (list, tuple)):
         return ", ".join(fnum(v) for v in x)
     return str(x)
