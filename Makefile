@@ -15,7 +15,7 @@ help:
 	@echo "make demo    offline configuration end to end (registry assets only): results/, report assets, paper"
 	@echo "make paper   the paper configuration (GPT-Neo 125M + 1.3B on FineWeb; needs the HF hub or a warm cache)"
 	@echo "make test    the test suite"
-	@echo "make render  quarto render report/ (needs quarto >= 1.4 on PATH)"
+	@echo "make render  quarto render report/ (needs quarto >= 1.5 on PATH)"
 
 # Idempotent: re-runs only when the lock file or pyproject.toml changed.
 setup: $(STAMP)
