@@ -12,7 +12,6 @@ describes the tokenizer by content (class, vocabulary size, SHA-256 of vocabular
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import sys
@@ -25,7 +24,8 @@ import pandas as pd
 
 from analysis.corpus.documents import read_documents, read_provenance
 from analysis.io import atomic_path
-from analysis.params import ROOT, active_config, load_params, model_spec
+from analysis.stages import model_stage_main
+from analysis.params import ROOT, active_config, model_spec
 from analysis.tokens import count_tokens, document_order, length_summary, take_windows, token_table
 
 REFERENCE_CHUNK = 64  # documents per batch call of the fast tokenizer (its Rust side uses all cores)
@@ -130,22 +130,20 @@ def run(model_name: str, params: dict[str, Any], root: Path = ROOT) -> tuple[Pat
     return out, meta
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="token sample + token table for one model")
-    ap.add_argument("--model", required=True, help="a model name of the active configuration (params.yaml)")
-    args = ap.parse_args(argv)
+def run_and_report(model_name: str, params: dict[str, Any]) -> Path:
+    """`run`, then one line on what was written (the stage's console output)."""
     t0 = time.perf_counter()
-    try:
-        out, meta = run(args.model, load_params())
-    except (ValueError, RuntimeError) as exc:  # CorpusError, CorpusTooShortError, ParamsError, TokenizerError
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    out, meta = run(model_name, params)
     summary = length_summary(pd.read_parquet(out))
     print(f"wrote {out} in {time.perf_counter() - t0:.1f} s: {len(meta['sample_documents'])} sample documents, "
           f"{meta['reference']['tokens']} reference tokens in {meta['reference']['documents']} documents; "
           f"lengths {summary['min']}-{summary['max']}, median {summary['median']:g} "
           f"({summary['share_at_median']:.1%} at the median), r(length, log_freq) = {summary['r_length_logfreq']:.3f}")
-    return 0
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    return model_stage_main(run_and_report, "token sample + token table for one model", argv)
 
 
 if __name__ == "__main__":
