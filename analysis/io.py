@@ -1,26 +1,70 @@
-"""Atomic writes: a stage that is interrupted never leaves an output that looks finished.
+"""Atomic writes and checked reads: an interrupted stage never leaves an output that looks finished, never
+loses what was there, and a bad input file is named in one line with the fix.
 
 Every writer goes to a temporary sibling (``.<name>.tmp-<pid>``) and is renamed into place only when
-complete; os.replace is atomic on one filesystem.
+complete; os.replace is atomic on one filesystem. Leftover temporaries of killed runs (their process is
+gone) are removed by the next run that writes the same output.
 
     >>> with atomic_path("results/m/tokens.parquet") as tmp:
     ...     df.to_parquet(tmp)
-    >>> with atomic_dir("results/m/activations") as tmp_dir:
+    >>> with atomic_dir("results/m/activations") as tmp_dir:       # the old directory stays until the end
     ...     np.save(tmp_dir / "block_00.npy", a)
+    >>> summary = read_json("results/m/summary.json", fix="run `dvc repro stats@m`")
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+_TMP = re.compile(r"^\.(?P<name>.+)\.(?:tmp|old)-(?P<pid>\d+)$")
 
-def _tmp_sibling(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+class InputFileError(ValueError):
+    """An input file is missing or unreadable; the message names it and says what to do."""
+
+
+def _tmp_sibling(path: Path, kind: str = "tmp") -> Path:
+    return path.with_name(f".{path.name}.{kind}-{os.getpid()}")
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_leftovers(path: str | Path) -> list[Path]:
+    """Remove temporaries of `path` left by killed runs (``.<name>.tmp-<pid>`` / ``.old-<pid>`` whose process
+    no longer exists). Returns what was removed."""
+    path = Path(path)
+    removed = []
+    if not path.parent.is_dir():
+        return removed
+    for p in path.parent.iterdir():
+        m = _TMP.match(p.name)
+        if m and m.group("name") == path.name and not _alive(int(m.group("pid"))):
+            shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+            removed.append(p)
+    return removed
+
+
+def _remove(p: Path) -> None:
+    if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p)
+    elif p.exists() or p.is_symlink():
+        p.unlink()
 
 
 @contextmanager
@@ -28,6 +72,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary file path; move it to `path` only if the block finishes without error."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(path)
     tmp = _tmp_sibling(path)
     try:
         yield tmp
@@ -41,20 +86,25 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Yield a fresh temporary directory; it replaces `path` only if the block finishes without error.
 
-    An existing `path` is removed first (before the work starts), so an interrupted run leaves no
-    directory at `path` at all rather than a stale or partial one.
-    """
+    The temporary directory is created (which also proves the parent is writable) before anything is
+    touched; the existing `path` stays in place while the work runs, is moved aside only once the new
+    directory is complete, and removed after the new one is in place. A kill at any point leaves either
+    the old directory or the new one at `path` (plus a hidden leftover the next run removes)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(path)
     tmp = _tmp_sibling(path)
     if tmp.exists():
-        shutil.rmtree(tmp)
-    if path.exists():
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
+        _remove(tmp)
     tmp.mkdir()
     try:
         yield tmp
+        old = _tmp_sibling(path, "old")
+        if path.exists() or path.is_symlink():
+            os.replace(path, old)
         os.replace(tmp, path)
+        if old.exists() or old.is_symlink():
+            _remove(old)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
@@ -71,10 +121,35 @@ def write_text(path: str | Path, text: str) -> None:
 
 
 def write_parquet(path: str | Path, df) -> None:
+    """A DataFrame as parquet with page checksums (a flipped byte is an error on reading, not a value)."""
     with atomic_path(path) as tmp:
-        df.to_parquet(tmp, index=False)
+        df.to_parquet(tmp, index=False, write_page_checksum=True)
 
 
 def write_csv(path: str | Path, df) -> None:
     with atomic_path(path) as tmp:
         df.to_csv(tmp, index=False)
+
+
+def read_json(path: str | Path, fix: str) -> Any:
+    path = Path(path)
+    if not path.exists():
+        raise InputFileError(f"{path} is missing: {fix}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputFileError(f"{path} is not valid JSON ({exc}): {fix}") from exc
+
+
+def read_parquet(path: str | Path, fix: str, columns: list[str] | None = None):
+    """A parquet file as a DataFrame; page checksums are verified where the file has them."""
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    if not path.exists():
+        raise InputFileError(f"{path} is missing: {fix}")
+    try:
+        return pq.read_table(path, columns=columns, page_checksum_verification=True).to_pandas()
+    except Exception as exc:  # pyarrow raises several types (ArrowInvalid, OSError, ...) for a corrupt file
+        raise InputFileError(f"{path} is corrupt or not a parquet file ({type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0] if str(exc) else ''}): {fix}") from exc

@@ -1,4 +1,4 @@
-"""Claim verdicts on synthetic statistics built to make each claim supported and not supported."""
+"""Claim verdicts on block summaries and nulls built to make each claim supported, mixed and not supported."""
 
 import numpy as np
 import pandas as pd
@@ -8,85 +8,114 @@ from analysis.params import load_params
 from analysis.stats import claims as C
 
 TH = load_params()["stats"]["claims"]
+RNG = np.random.default_rng(0)
+P = 400
 
 
-def blocks(medians, sds, r_next_abs, mult=None):
-    n = len(medians)
-    return pd.DataFrame({"block": range(n), "rel_depth": np.arange(n) / (n - 1), "r_median": medians,
-                         "r_sd": sds, "r_next_abs_mean": r_next_abs,
-                         "share_negative": [0.3 if m > 0 else 0.7 for m in medians],
-                         "share_multimodal": mult if mult is not None else [0.0] * n})
+def joint(n_blocks=10, **cols):
+    """Observed block summaries and their nulls: cols maps a summary column to (observed [B], null mean [B],
+    null sd); the nulls are normal draws around the null mean, strongly correlated across blocks, one row
+    per (block, permutation)."""
+    blocks = pd.DataFrame({"block": range(n_blocks), "rel_depth": np.arange(n_blocks) / (n_blocks - 1),
+                           "share_multimodal": 0.0})
+    nulls = pd.DataFrame({"block": np.repeat(np.arange(n_blocks), P), "perm": np.tile(np.arange(P), n_blocks)})
+    for col, (obs, mu, sd) in cols.items():
+        blocks[col] = np.broadcast_to(np.asarray(obs, float), n_blocks)
+        mu = np.broadcast_to(np.asarray(mu, float), n_blocks)
+        common = RNG.standard_normal((P, 1))   # one permutation moves every block (as the joint null does)
+        nulls[col] = (mu[None, :] + sd * (0.9 * common + 0.3 * RNG.standard_normal((P, n_blocks)))).T.ravel()
+    for name in ("r_within", "partial_r_next"):
+        if f"{name}.ms" in cols and f"{name}.null_ms" not in cols:
+            blocks[f"{name}.null_ms"] = np.broadcast_to(np.asarray(cols[f"{name}.ms"][1], float), n_blocks)
+    return C.Joint(blocks, nulls)
 
 
-STUDY_LIKE = blocks([0.2, -0.05, -0.06, -0.05, -0.04, -0.05, -0.06, -0.05, -0.02, -0.01],
-                    [0.2, 0.15, 0.15, 0.16, 0.15, 0.15, 0.14, 0.15, 0.06, 0.04],
-                    [0.01, 0.01, 0.01, 0.02, 0.02, 0.03, 0.03, 0.04, 0.06, 0.08])
-OPPOSITE = blocks([-0.1, 0.05, 0.06, 0.05, 0.04, 0.05, 0.06, 0.05, 0.1, 0.2],
-                  [0.05, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.2, 0.3],
-                  [0.08, 0.07, 0.06, 0.05, 0.04, 0.03, 0.03, 0.02, 0.01, 0.01])
-
-
-def test_c1():
-    ok = {"min": 1, "max": 16, "median": 4.0, "share_at_median": 0.13}
-    bad = {"min": 2, "max": 40, "median": 7.0, "share_at_median": 0.3}
-    assert C.c1_lengths(ok, TH["C1"])["verdict"] == "supported"
-    assert C.c1_lengths(bad, TH["C1"])["verdict"] == "not_supported"
-    assert C.c1_lengths({**ok, "median": 3.0}, TH["C1"])["verdict"] == "mixed"
-
-
-def test_c2():
-    base = {"block": 5, "block_numbering": "0-based", "pooled_p": 1e-5, "pooled_cliffs_delta": -0.05}
-    sup = {**base, "pooled_cohens_d": -0.1, "share_neurons_long_lower": 0.7, "sequence_p": 0.001}
-    assert C.c2_split(sup, TH["C2"], 0.05)["verdict"] == "supported"
-    assert C.c2_split({**sup, "pooled_cohens_d": 0.1, "share_neurons_long_lower": 0.3}, TH["C2"], 0.05)["verdict"] == "not_supported"
-    assert C.c2_split({**sup, "pooled_cohens_d": -1.2}, TH["C2"], 0.05)["verdict"] == "mixed"
-    assert C.c2_split({**sup, "sequence_p": 0.4}, TH["C2"], 0.05)["verdict"] == "mixed"
-    # a negligible shift (the random-weights control's d is about -0.001) is no shift at all
-    negligible = C.c2_split({**sup, "pooled_cohens_d": -0.001}, TH["C2"], 0.05)
-    assert negligible["verdict"] == "not_supported" and "negligible" in negligible["detail"]
+def test_null_test_quantiles():
+    null = np.linspace(0, 1, 1001)
+    t = C.null_test("x", 0.99, null, "greater")
+    assert t["passed"] and t["q975"] == pytest.approx(0.975) and t["p"] == pytest.approx(12 / 1002)
+    assert not C.null_test("x", 0.97, null, "greater")["passed"]
+    assert C.null_test("x", 0.01, null, "less")["passed"]
+    assert not C.null_test("x", np.nan, null, "less")["passed"]
 
 
 def test_c3():
-    A = {"share_negative": 0.8, "median_r": -0.04, "share_significant": 0.3, "c3_blocks": "all but the first"}
-    assert C.c3_negative(A, TH["C3"])["verdict"] == "supported"
-    assert C.c3_negative({**A, "share_negative": 0.4, "median_r": 0.02}, TH["C3"])["verdict"] == "not_supported"
-    assert C.c3_negative({**A, "median_r": -0.5}, TH["C3"])["verdict"] == "mixed"
+    sup = joint(**{"r_within.neg": (0.7, 0.5, 0.02), "r_within.med": (-0.05, 0.0, 0.005)})
+    assert C.c3_negative(sup, TH["C3"])["verdict"] == "supported"
+    chance = joint(**{"r_within.neg": (0.52, 0.5, 0.02), "r_within.med": (-0.001, 0.0, 0.005)})
+    assert C.c3_negative(chance, TH["C3"])["verdict"] == "not_supported"
+    half = joint(**{"r_within.neg": (0.7, 0.5, 0.02), "r_within.med": (-0.001, 0.0, 0.005)})
+    assert C.c3_negative(half, TH["C3"])["verdict"] == "mixed"
+    strong = joint(**{"r_within.neg": (0.9, 0.5, 0.02), "r_within.med": (-0.5, 0.0, 0.005)})
+    assert C.c3_negative(strong, TH["C3"])["verdict"] == "mixed"  # beyond chance, but not weak
 
 
-def test_c4_c5_c6():
-    assert C.c4_first_block(STUDY_LIKE, TH["C4"])["verdict"] == "supported"
-    assert C.c4_first_block(OPPOSITE, TH["C4"])["verdict"] == "not_supported"
-    assert C.c5_late_narrowing(STUDY_LIKE, TH["C5"])["verdict"] == "supported"
-    assert C.c5_late_narrowing(OPPOSITE, TH["C5"])["verdict"] == "not_supported"
-    assert C.c6_zones(STUDY_LIKE, TH["C6"], TH["C5"])["verdict"] == "supported"
-    assert C.c6_zones(OPPOSITE, TH["C6"], TH["C5"])["verdict"] == "not_supported"
-    assert C.c5_late_narrowing(STUDY_LIKE.iloc[:2], TH["C5"])["verdict"] == "not_applicable"
+def test_c4():
+    med = np.r_[0.3, np.full(9, -0.03)]
+    sup = joint(**{"r_within.med": (med, 0.0, 0.01), "r_within.neg": (np.r_[0.2, np.full(9, 0.6)], 0.5, 0.02)})
+    assert C.c4_first_block(sup, TH["C4"])["verdict"] == "supported"
+    weak = joint(**{"r_within.med": (np.r_[0.02, np.full(9, -0.03)], 0.0, 0.005), "r_within.neg": (0.5, 0.5, 0.02)})
+    assert C.c4_first_block(weak, TH["C4"])["verdict"] == "mixed"  # beyond chance but below min_median_r
+    none = joint(**{"r_within.med": (np.r_[0.001, np.full(9, -0.03)], 0.0, 0.01), "r_within.neg": (0.5, 0.5, 0.02)})
+    assert C.c4_first_block(none, TH["C4"])["verdict"] == "not_supported"
 
 
-def test_c7_cross_model():
-    small = blocks([0] * 12, [0.1] * 12, [0] * 12, mult=[0.02] * 12)
-    large_multi = blocks([0] * 24, [0.1] * 24, [0] * 24, mult=[0.4] * 24)
-    large_flat = blocks([0] * 24, [0.1] * 24, [0] * 24, mult=[0.01] * 24)
-    sizes = {"s": 12 * 3072, "l": 24 * 8192}
-    assert C.c7_cross_model({"s": small, "l": large_multi}, sizes, TH["C7"])["verdict"] == "supported"
-    v = C.c7_cross_model({"s": small, "l": large_flat}, sizes, TH["C7"])
-    assert v["verdict"] == "not_supported" and v["statistic"]["larger"] == "l"
-    assert C.c7_cross_model({"s": small}, sizes, TH["C7"])["verdict"] == "not_applicable"
-    cmp_ = C.matched_depth({"s": small, "l": large_multi}, ["share_multimodal"])
-    assert len(cmp_) == 12 and cmp_["l/block"].iloc[-1] == 23 and cmp_["l/block"].iloc[0] == 0
+def _c5(ms, ms_next):
+    return joint(**{"r_within.ms": (ms, 0.001, 0.0002), "partial_r_next.ms": (ms_next, 0.001, 0.0002)})
+
+
+def test_c5_and_c6():
+    depth = np.arange(10) / 9
+    ms = np.where(depth > 0.75, 0.004, 0.02)           # spread beyond chance shrinks in the last blocks
+    ms_next = 0.001 + 0.01 * depth**2                  # next-token effect rises
+    assert C.c5_late_narrowing(_c5(ms, ms_next), TH["C5"])["verdict"] == "supported"
+    assert C.c5_late_narrowing(_c5(ms, np.full(10, 0.001)), TH["C5"])["verdict"] == "mixed"
+    assert C.c5_late_narrowing(_c5(np.full(10, 0.001), np.full(10, 0.001)), TH["C5"])["verdict"] == "not_supported"
+    J = joint(**{"r_within.ms": (ms, 0.001, 0.0002), "r_within.med": (np.r_[0.3, np.full(9, -0.05)], 0.0, 0.005)})
+    assert C.c6_zones(J, {}, TH["C5"], TH["C4"])["verdict"] == "supported"
+    J = joint(**{"r_within.ms": (np.full(10, 0.001), 0.001, 0.0002), "r_within.med": (0.0, 0.0, 0.005)})
+    assert C.c6_zones(J, {}, TH["C5"], TH["C4"])["verdict"] == "not_supported"
 
 
 def test_c8():
-    A = {"share_length_survives_control": 0.2, "n_length_significant": 500, "median_abs_r": 0.05,
-         "median_abs_partial_r_length": 0.01, "median_abs_partial_r_freq": 0.04}
-    assert C.c8_frequency({"r_length_logfreq": -0.6}, A, TH["C8"])["verdict"] == "supported"
-    assert C.c8_frequency({"r_length_logfreq": -0.6}, {**A, "share_length_survives_control": 0.95},
-                          TH["C8"])["verdict"] == "not_supported"
-    assert C.c8_frequency({"r_length_logfreq": -0.05}, A, TH["C8"])["verdict"] == "not_supported"
-    assert C.c8_frequency({"r_length_logfreq": -0.6}, {**A, "share_length_survives_control": 0.6},
-                          TH["C8"])["verdict"] == "mixed"
+    tuned = joint(**{"r_within.sig": (0.6, 0.05, 0.01), "partial_r_freq.sig": (0.4, 0.05, 0.01)})
+    base = {"r_length_logfreq": -0.6}
+    F = lambda att: {"attenuation": att, "attenuation_spline": att, "n_length_tuned": 100,  # noqa: E731
+                     "unique_length_share": 0.3, "shared_share": 0.7, "share_length_tuned": 0.6}
+    assert C.c8_frequency(base, tuned, F(0.3), TH["C8"])["verdict"] == "supported"
+    assert C.c8_frequency(base, tuned, F(0.65), TH["C8"])["verdict"] == "mixed"
+    assert C.c8_frequency(base, tuned, F(0.95), TH["C8"])["verdict"] == "not_supported"
+    assert C.c8_frequency({"r_length_logfreq": -0.1}, tuned, F(0.3), TH["C8"])["verdict"] == "not_supported"
+    chance = joint(**{"r_within.sig": (0.05, 0.05, 0.01), "partial_r_freq.sig": (0.05, 0.05, 0.01)})
+    assert C.c8_frequency(base, chance, F(0.3), TH["C8"])["verdict"] == "not_applicable"
+    no_freq = joint(**{"r_within.sig": (0.6, 0.05, 0.01), "partial_r_freq.sig": (0.05, 0.05, 0.01)})
+    assert C.c8_frequency(base, no_freq, F(0.3), TH["C8"])["verdict"] == "not_supported"
 
 
-@pytest.mark.parametrize("cid", ["C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8"])
+def test_c2():
+    base = {"block": 5, "block_numbering": "0-based", "token_score_diff": -0.1}
+    sup = {**base, "pooled_cohens_d": -0.1, "p": 0.001, "p_type": 0.001, "p_seq": 0.0005}
+    assert C.c2_split(sup, TH["C2"], 0.05)["verdict"] == "supported"
+    assert C.c2_split({**sup, "p": 0.2}, TH["C2"], 0.05)["verdict"] == "not_supported"
+    assert C.c2_split({**sup, "pooled_cohens_d": -0.9}, TH["C2"], 0.05)["verdict"] == "mixed"
+    assert C.c2_split({**sup, "pooled_cohens_d": -0.01}, TH["C2"], 0.05)["verdict"] == "mixed"
+    assert C.c2_split({**sup, "p": 0.03}, TH["C2"], 0.05)["verdict"] == "not_supported"  # one-sided at alpha / 2
+
+
+def test_c7_cross_model():
+    def bl(n, share, short):
+        return pd.DataFrame({"block": range(n), "rel_depth": np.arange(n) / (n - 1),
+                             "share_multimodal": share, "share_multimodal_short": short})
+    sizes = {"small": 12 * 10, "large": 24 * 10}
+    sup = C.c7_cross_model({"small": bl(12, 0.01, 0.01), "large": bl(24, 0.4, 0.5)}, sizes, TH["C7"])
+    assert sup["verdict"] == "supported" and sup["statistic"]["larger"] == "large"
+    mixed = C.c7_cross_model({"small": bl(12, 0.01, 0.01), "large": bl(24, 0.4, 0.01)}, sizes, TH["C7"])
+    assert mixed["verdict"] == "mixed"
+    none = C.c7_cross_model({"small": bl(12, 0.02, 0.01), "large": bl(24, 0.03, 0.02)}, sizes, TH["C7"])
+    assert none["verdict"] == "not_supported"
+    assert C.c7_cross_model({"small": bl(12, 0.01, 0.01)}, sizes, TH["C7"])["verdict"] == "not_applicable"
+
+
+@pytest.mark.parametrize("cid", [f"C{i}" for i in range(1, 9)])
 def test_every_claim_has_thresholds(cid):
     assert cid in TH

@@ -6,7 +6,8 @@ import pytest
 import scipy.stats as ss
 
 from analysis.stats import bench, core
-from analysis.stats.block import Covariates, compute_block
+from analysis.stats.block import compute_block
+from analysis.stats.design import Design
 
 TOL = 1e-6
 
@@ -74,33 +75,42 @@ def test_rank_statistics_on_float16_keys_match_values():
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
 
 
-def make(n_seq=6, seq_len=70, m=8, seed=0, lengths=None, dtype=np.float16):
+def make(n_seq=6, seq_len=70, m=8, seed=0, lengths=None, dtype=np.float16, vocab=120):
+    """X [n, m] in row order and the design of a stream with recurring types (lengths per type)."""
     rng = np.random.default_rng(seed)
     n = n_seq * seq_len
-    length = rng.integers(1, 10, n).astype(float) if lengths is None else lengths
-    log_freq = -0.25 * length + rng.standard_normal(n)
+    tid = rng.integers(0, vocab, n)
+    length_t = rng.integers(1, 10, vocab).astype(float)
+    if lengths is not None:  # lengths per token given: one type per distinct length value
+        _, tid = np.unique(lengths, return_inverse=True)
+        tid = tid * 7 + rng.integers(0, 7, n)
+        length_t = np.repeat(np.unique(lengths), 7)
+    length = length_t[tid]
+    log_freq = -0.25 * length + 0.1 * tid / vocab
     seq = np.repeat(np.arange(n_seq), seq_len)
-    nxt = np.r_[length[1:], np.nan]
+    nxt = np.r_[tid[1:], -1]
+    nxt[seq_len - 1:: seq_len] = -1
     X = rng.standard_normal((n, m)) - 0.2 * length[:, None]
-    return X.astype(dtype), Covariates.build(length, log_freq, nxt, seq)
+    d = Design.build(tid, length, log_freq, seq, nxt, n_permutations=20, seed=(0,), strata_min_types=3)
+    return X.astype(dtype), d, {"length": length, "seq": seq, "tid": tid, "log_freq": log_freq, "nxt": nxt}
 
 
 def test_constant_detection_float16_exact():
-    X, cov = make(m=8)
+    X, d, cov = make(m=8)
     for j, v in enumerate([0.1, -3.3, 60000.0, 6e-8, -0.0]):  # awkward float16 values, n not a power of 2
         X[:, j] = v
     X[:, 5] = 0.1
     X[7, 5] = np.nextafter(np.float16(0.1), np.float16(1))  # one ulp off: not constant
-    out = compute_block(X, cov, seed=(0, 0), n_perm=10, null_neurons=8, chunk=3)
-    c = out.neurons
+    c = compute_block(X, d, seed=(0, 0), chunk=3, rank_neurons=None, dip_neurons=None).neurons
     for j in range(5):
         assert c["nan_reason"][j] == "constant activation"
-        for k in ("pearson_r", "spearman_r", "partial_r_length", "split_p", "bimodality_coefficient", "dip"):
+        for k in ("pearson_r", "r_within", "spearman_r", "partial_r_length", "split_p_naive",
+                  "bimodality_coefficient", "dip"):
             assert np.isnan(c[k][j]), (j, k)
     assert c["nan_reason"][5] == "" and np.isfinite(c["pearson_r"][5]) and np.isfinite(c["spearman_r"][5])
     a = X[:, 5].astype(np.float64)
-    assert abs(c["pearson_r"][5] - ss.pearsonr(a, cov.length).statistic) < TOL
-    assert abs(c["spearman_r"][5] - ss.spearmanr(a, cov.length).statistic) < TOL
+    assert abs(c["pearson_r"][5] - ss.pearsonr(a, cov["length"]).statistic) < TOL
+    assert abs(c["spearman_r"][5] - ss.spearmanr(a, cov["length"]).statistic) < TOL
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float64])
@@ -108,38 +118,45 @@ def test_empty_equal_group(dtype):
     n = 420
     rng = np.random.default_rng(5)
     lengths = rng.permutation(np.r_[rng.integers(1, 3, n // 2), rng.integers(5, 7, n // 2)]).astype(float)
-    X, cov = make(lengths=lengths, dtype=dtype)
-    assert not (cov.length == cov.median).any()
-    c = compute_block(X, cov, seed=(0, 1), n_perm=0, chunk=5).neurons
-    S, L = cov.length < cov.median, cov.length > cov.median
+    X, d, cov = make(lengths=lengths, dtype=dtype)
+    L_ = cov["length"]
+    med = np.median(L_)
+    assert not (L_ == med).any()
+    c = compute_block(X, d, seed=(0, 1), chunk=5, rank_neurons=None).neurons
+    S, L = L_ < med, L_ > med
     for j in range(X.shape[1]):
         a = X[:, j].astype(np.float64)
         assert np.isnan(c["split_median_equal"][j]) and np.isnan(c["split_mean_equal"][j])
         assert abs(c["split_median_short"][j] - np.median(a[S])) < TOL
         assert abs(c["split_median_long"][j] - np.median(a[L])) < TOL
-        assert abs(c["split_p"][j] - ss.mannwhitneyu(a[L], a[S], method="asymptotic").pvalue) < TOL
-        assert abs(c["spearman_r"][j] - ss.spearmanr(a, cov.length).statistic) < TOL
+        assert abs(c["split_p_naive"][j] - ss.mannwhitneyu(a[L], a[S], method="asymptotic").pvalue) < TOL
+        assert abs(c["spearman_r"][j] - ss.spearmanr(a, L_).statistic) < TOL
 
 
 def test_working_order_is_invisible():
-    """Shuffling the tokens (rows and covariates together) changes no statistic beyond rounding."""
-    X, cov = make(m=6, seed=4)
-    p = np.random.default_rng(0).permutation(cov.n)
-    cov2 = Covariates.build(cov.length[p], cov.log_freq[p], cov.next_length[p], cov.seq[p])
-    a = compute_block(X, cov, n_perm=0, dip=True).neurons
-    b = compute_block(X[p], cov2, n_perm=0, dip=True).neurons
-    for k in ("pearson_r", "pearson_p_cluster", "spearman_r", "partial_r_length", "partial_r_freq",
-              "split_median_short", "split_median_long", "split_cliffs_delta", "split_p", "dip", "bimodality_coefficient"):
-        np.testing.assert_allclose(a[k], b[k], rtol=0, atol=1e-10, err_msg=k)
+    """Shuffling the tokens (rows and covariates together, sequences kept) changes no statistic beyond
+    rounding; the permutation nulls are seeded per type, so they agree too."""
+    X, d, cov = make(m=6, seed=4)
+    p = np.random.default_rng(0).permutation(d.n)
+    p = p[np.argsort(cov["seq"][p], kind="stable")]  # shuffle within sequences only
+    nxt = cov["nxt"]
+    d2 = Design.build(cov["tid"][p], cov["length"][p], cov["log_freq"][p], cov["seq"][p], nxt[p],
+                      n_permutations=20, seed=(0,), strata_min_types=3)
+    a = compute_block(X, d, rank_neurons=None, dip_neurons=None).neurons
+    b = compute_block(X[p], d2, rank_neurons=None, dip_neurons=None).neurons
+    for k in ("pearson_r", "r_within", "partial_r_length", "partial_r_freq", "spearman_r", "split_median_short",
+              "split_median_long", "split_cliffs_delta", "split_p_naive", "bimodality_coefficient",
+              "r_within_p_seq", "r_within_p_type", "pearson_p_twoway"):
+        np.testing.assert_allclose(a[k], b[k], rtol=1e-9, atol=1e-10, err_msg=k)
 
 
 def test_bench_helpers_small():
-    X, cov = bench.synthetic_block(512, 48, n_seq=4)
-    assert X.dtype == np.float16 and X.shape == (512, 48)
-    res = bench.bench_block(X, cov, loop_neurons=3, repeats=1, chunk=16)
+    X, d = bench.synthetic_block(512, 48, n_seq=4, n_permutations=20)
+    assert X.dtype == np.float16 and X.shape == (d.n, 48)
+    res = bench.bench_block(X, d, loop_neurons=3, repeats=1, chunk=16)
     for k in ("stats_speedup_vs_statsmodels", "stats_speedup_all", "stats_speedup_all_no_dip"):
         assert res[k] > 0, k
     assert res["vectorised_linear_s"] >= 0 and res["loop_all_s_extrapolated"] >= res["loop_all_no_dip_s_extrapolated"] * 0.5
-    t = bench.time_1p3b(blocks_timed=1, n_blocks=3, n_tokens=256, n_neurons=32, chunk=16, n_perm=5, null_neurons=4)
+    t = bench.time_1p3b(blocks_timed=1, n_blocks=3, n_tokens=256, n_neurons=32, chunk=16)
     assert t["stats_1p3b_blocks_timed"] == 1 and t["stats_1p3b_s"] == pytest.approx(3 * t["stats_1p3b_block_s"], abs=0.02)
-    assert bench.block_peak_mb(X, cov, chunk=16, n_perm=0) > 0
+    assert bench.block_peak_mb(X, d, chunk=16) > 0

@@ -112,10 +112,17 @@ def extract_to_dir(
 
     def write(name: str, tensor: torch.Tensor) -> None:
         flat = tensor.reshape(-1, tensor.shape[-1])
+        stored = flat.to("cpu", store)
+        if not bool(torch.isfinite(stored).all()):  # overflow of the storage dtype or a broken model
+            bad = int((~torch.isfinite(stored)).sum())
+            raise FloatingPointError(
+                f"{block_file(out_dir, sites.index(name)).name} ({name}): {bad} non-finite activations in the "
+                f"batch of sequences {row0 // seq_len}-{row0 // seq_len + tensor.shape[0] - 1} (stored as {dtype}); "
+                "use extract.dtype: float32 if float16 overflows, or check the model's weights")
         if name not in files:  # the width is known only once the first batch ran
             files[name] = NpyRowWriter(block_file(out_dir, sites.index(name)), (n_seq * seq_len, flat.shape[1]), dtype)
         # torch's float32 -> float16 rounding is numpy's (round to nearest even), bit for bit, and faster
-        files[name].write(row0, flat.to("cpu", store).numpy())
+        files[name].write(row0, stored.numpy())
 
     ids = torch.from_numpy(np.array(input_ids, dtype=np.int64))  # a writable copy
     autocast = (torch.autocast(device.type, dtype=COMPUTE[compute]) if COMPUTE[compute] is not None

@@ -61,7 +61,7 @@ def load_model(spec: dict[str, Any], *, dtype: torch.dtype = torch.float32) -> n
         from transformers import GPTNeoModel
 
         config = gpt_neo_config(spec["architecture"], **spec.get("overrides", {}))
-        torch.manual_seed(int(spec.get("init_seed", 0)))
+        torch.manual_seed(init_seed(spec))
         model = GPTNeoModel(config).to(dtype)
     else:
         raise ModelSpecError(
@@ -72,11 +72,21 @@ def load_model(spec: dict[str, Any], *, dtype: torch.dtype = torch.float32) -> n
     return model
 
 
+def init_seed(spec: dict[str, Any]) -> int:
+    """The weight seed of a random model: `init_seed`, else the first of `init_seeds` (the headline control)."""
+    if "init_seed" in spec:
+        return int(spec["init_seed"])
+    seeds = spec.get("init_seeds") or [0]
+    return int(seeds[0])
+
+
 def describe(spec: dict[str, Any]) -> dict[str, Any]:
     """Provenance fields for outputs: every output names the model it came from."""
     keep = ("name", "label", "source", "weights", "repo_id", "revision", "package", "version", "gguf_file",
-            "architecture", "init_seed")
+            "architecture")
     info = {k: spec[k] for k in keep if k in spec}
+    if spec.get("source") == "random":
+        info["init_seed"] = init_seed(spec)
     if spec.get("source") == "random" and spec.get("weights") != "random":
         raise ModelSpecError(f"model {spec.get('name')!r} has random weights: set `weights: random`")
     return info

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis.io import atomic_dir
+from analysis.io import atomic_dir, read_parquet
 from analysis.stages import model_stage_main
 from analysis.params import ROOT, model_spec
 
@@ -38,56 +38,63 @@ def input_ids_from_tokens(tokens: pd.DataFrame) -> np.ndarray:
     return tokens["token_id"].to_numpy(dtype=np.int64).reshape(n_seq, seq_len)
 
 
-def run(model_name: str, params: dict[str, Any], root: Path = ROOT, progress: bool = True) -> Path:
+def extract_activations(model, spec: dict[str, Any], cfg: dict[str, Any], input_ids: np.ndarray, out_dir: Path,
+                        progress: bool = True) -> tuple[dict[str, Any], float]:
+    """Hooked activations of `model` for `input_ids` into `out_dir` (block_NN.npy + meta.json); returns the
+    meta and the seconds taken (kept out of meta.json: identical inputs give identical outputs)."""
     import torch
     import transformers
 
     from analysis.models.architectures import architecture_of
     from analysis.models.extraction import extract_to_dir, resolve_device
-    from analysis.models.loading import describe, load_model
+    from analysis.models.loading import describe
+
+    arch = architecture_of(model)
+    sites = arch.site_names(model, cfg["site"])
+    device = resolve_device(cfg.get("device", "auto"))
+    timing = extract_to_dir(model, input_ids, sites, out_dir, retain=arch.retain(cfg["site"]),
+                            batch_size=int(cfg["batch_size"]), dtype=cfg["dtype"], device=device,
+                            progress=progress, fused=bool(cfg.get("fused", False)),
+                            compute=str(cfg.get("compute", "float32")), threads=int(cfg.get("threads", 0)))
+    meta = {
+        **describe(spec),
+        "model": spec["name"],
+        "model_type": model.config.model_type,
+        "family": arch.family,
+        "site": cfg["site"],
+        "site_module": arch.site_module(cfg["site"]),
+        "site_capture": arch.retain(cfg["site"]),
+        "dtype": cfg["dtype"],
+        "batch_size": int(cfg["batch_size"]),
+        "fused": bool(cfg.get("fused", False)),
+        "compute": str(cfg.get("compute", "float32")),
+        "n_sequences": int(input_ids.shape[0]),
+        "seq_len": int(input_ids.shape[1]),
+        **timing,
+        "device": str(device),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "machine": platform.machine(),
+    }
+    seconds = meta.pop("seconds")
+    (Path(out_dir) / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    return meta, seconds
+
+
+def run(model_name: str, params: dict[str, Any], root: Path = ROOT, progress: bool = True) -> Path:
+    from analysis.models.loading import load_model
 
     spec = model_spec(params, model_name)
     cfg = params["extract"]
     out = root / "results" / model_name / "activations"
     tokens_path = root / "results" / model_name / "tokens.parquet"
-    if not tokens_path.exists():
-        raise FileNotFoundError(f"{tokens_path} is missing: run `dvc repro tokens@{model_name}` first")
-    input_ids = input_ids_from_tokens(pd.read_parquet(tokens_path, columns=["seq", "pos", "token_id"]))
-
+    input_ids = input_ids_from_tokens(read_parquet(tokens_path, fix=f"run `dvc repro tokens@{model_name}` first",
+                                                   columns=["seq", "pos", "token_id"]))
     model = load_model(spec)
-    arch = architecture_of(model)
-    sites = arch.site_names(model, cfg["site"])
-    device = resolve_device(cfg.get("device", "auto"))
     with atomic_dir(out) as tmp:
-        timing = extract_to_dir(model, input_ids, sites, tmp, retain=arch.retain(cfg["site"]),
-                                batch_size=int(cfg["batch_size"]), dtype=cfg["dtype"], device=device,
-                                progress=progress, fused=bool(cfg.get("fused", False)),
-                                compute=str(cfg.get("compute", "float32")), threads=int(cfg.get("threads", 0)))
-        meta = {
-            **describe(spec),
-            "model": model_name,
-            "model_type": model.config.model_type,
-            "family": arch.family,
-            "site": cfg["site"],
-            "site_module": arch.site_module(cfg["site"]),
-            "site_capture": arch.retain(cfg["site"]),
-            "dtype": cfg["dtype"],
-            "batch_size": int(cfg["batch_size"]),
-            "fused": bool(cfg.get("fused", False)),
-            "compute": str(cfg.get("compute", "float32")),
-            "n_sequences": int(input_ids.shape[0]),
-            "seq_len": int(input_ids.shape[1]),
-            **timing,
-            "device": str(device),
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "machine": platform.machine(),
-        }
-        # Timing varies run to run; keep it out of meta.json so identical inputs give identical outputs.
-        seconds = meta.pop("seconds")
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        meta, seconds = extract_activations(model, spec, cfg, input_ids, tmp, progress)
     print(f"extract {model_name}: {meta['n_blocks']} blocks x {meta['n_neurons']} neurons x "
-          f"{meta['n_tokens']} tokens in {seconds:.1f} s on {device}")
+          f"{meta['n_tokens']} tokens in {seconds:.1f} s on {meta['device']}")
     return out
 
 

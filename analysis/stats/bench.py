@@ -32,23 +32,41 @@ import tracemalloc
 
 import numpy as np
 
-from .block import Covariates, compute_block
+from .block import compute_block
+from .pipeline import design_from_tokens
+from .simulate import zipf_stream
 
 
-def synthetic_block(n_tokens: int = 8192, n_neurons: int = 8192, seed: int = 0, n_seq: int = 16):
-    """A float16 block [n_tokens, n_neurons] (standard normal + a small length effect) and its covariates;
-    generated in column chunks so that no float32 copy of the whole block exists."""
+class _Cov:
+    """The token covariates of a design in row order, as the reference loop reads them."""
+
+    def __init__(self, d):
+        tc = d.token_covariates()
+        self.length, self.log_freq, self.seq = tc["length"], tc["log_freq"], tc["seq"]
+        self.next_length, self.type = tc["next_length"], tc["type"]
+        self.median = float(np.median(self.length))
+
+
+def synthetic_block(n_tokens: int = 8192, n_neurons: int = 8192, seed: int = 0, n_seq: int = 16,
+                    n_permutations: int | None = None):
+    """A float16 block [n_tokens (non-special), n_neurons] (standard normal + a small length effect) and the
+    design of a Zipf token stream of n_seq sequences (analysis.stats.simulate); generated in column chunks
+    so that no float32 copy of the whole block exists. Settings from params.yaml `stats`."""
+    from analysis.params import load_params
+
+    cfg = load_params()["stats"]
+    if n_permutations is not None:
+        cfg = {**cfg, "nulls": {**cfg.get("nulls", {}), "n_permutations": n_permutations}}
+    tok = zipf_stream(seed, n_seq=n_seq, seq_len=max(n_tokens // n_seq, 8))
+    d, keep = design_from_tokens(tok, cfg, seed)
     rng = np.random.default_rng(seed)
-    length = rng.integers(1, 17, n_tokens)
-    log_freq = -0.3 * length + rng.standard_normal(n_tokens)
-    seq = np.repeat(np.arange(n_seq), n_tokens // n_seq)
-    nxt = np.r_[length[1:], np.nan]
-    X = np.empty((n_tokens, n_neurons), dtype=np.float16)
+    length = tok["length"].to_numpy(float)[keep]
+    X = np.empty((d.n, n_neurons), dtype=np.float16)
     shift = (0.05 * (length - 4))[:, None].astype(np.float32)
     for j0 in range(0, n_neurons, 1024):
         j1 = min(j0 + 1024, n_neurons)
-        X[:, j0:j1] = rng.standard_normal((n_tokens, j1 - j0), dtype=np.float32) + shift
-    return X, Covariates.build(length, log_freq, nxt, seq)
+        X[:, j0:j1] = rng.standard_normal((d.n, j1 - j0), dtype=np.float32) + shift
+    return X, d
 
 
 def time_block(X, cov, **kw) -> float:
@@ -67,10 +85,10 @@ def best_time(fn, repeats: int = 3) -> float:
     return best
 
 
-LINEAR_KW = {"spearman": False, "dip": False, "n_perm": 0}  # the statsmodels-comparable part
+LINEAR_KW = {"ranks": False, "dip": False}  # the statsmodels-comparable part (plus the nulls)
 
 
-def statsmodels_loop(X, cov, n_neurons: int = 64, dip: bool = True, linear_only: bool = False) -> float:
+def statsmodels_loop(X, d, n_neurons: int = 64, dip: bool = True, linear_only: bool = False) -> float:
     """Seconds for the per-neuron reference loop over the first n_neurons neurons (linear_only: only the
     OLS-based statistics: r and p, cluster-robust p, the partial correlations, r with log frequency and
     with the next token's length)."""
@@ -78,6 +96,7 @@ def statsmodels_loop(X, cov, n_neurons: int = 64, dip: bool = True, linear_only:
     import scipy.stats as ss
     import statsmodels.api as sm
 
+    cov = _Cov(d)
     y, f, seq = cov.length, cov.log_freq, cov.seq
     nm = np.isfinite(cov.next_length)
     Xy, Xf = sm.add_constant(y), sm.add_constant(f)
@@ -125,8 +144,8 @@ def bench_block(X, cov, loop_neurons: int = 32, repeats: int = 3, **kw) -> dict:
     k = min(loop_neurons, m)
     compute_block(X[:, :64], cov, seed=(0, 0), **kw)  # warm-up: imports, scipy's first calls
     t_lin = best_time(lambda: compute_block(X, cov, seed=(0, 0), **{**kw, **LINEAR_KW}), repeats)
-    t_all = best_time(lambda: compute_block(X, cov, seed=(0, 0), **{**kw, "n_perm": 0}), repeats)
-    t_nodip = best_time(lambda: compute_block(X, cov, seed=(0, 0), **{**kw, "n_perm": 0, "dip": False}), repeats)
+    t_all = best_time(lambda: compute_block(X, cov, seed=(0, 0), **kw), repeats)
+    t_nodip = best_time(lambda: compute_block(X, cov, seed=(0, 0), **{**kw, "dip": False}), repeats)
     statsmodels_loop(X, cov, 2)  # warm-up
     loop_lin = min(statsmodels_loop(X, cov, k, linear_only=True) for _ in range(max(repeats - 1, 1))) * m / k
     loop_all = min(statsmodels_loop(X, cov, k) for _ in range(max(repeats - 1, 1))) * m / k
@@ -183,7 +202,8 @@ def main(argv=None) -> None:
         from analysis.params import load_params
 
         s = load_params().get("stats", {}) or {}
-        kw = {"chunk": int(s.get("chunk_neurons", 512)), "dip_neurons": s.get("dip_neurons")}
+        kw = {"chunk": int(s.get("chunk_neurons", 256)), "dip_neurons": s.get("dip_neurons"),
+              "rank_neurons": s.get("rank_neurons")}
     except Exception:  # noqa: BLE001 - benchmark without a params file
         pass
     if a.chunk is not None:

@@ -1,414 +1,356 @@
-"""All per-neuron statistics of one block, vectorised over neurons, in column chunks (bounded memory).
+"""All per-neuron statistics of one block and its block-level null summaries, in chunks of neurons.
 
     >>> import numpy as np
-    >>> from analysis.stats.block import Covariates, compute_block
-    >>> rng = np.random.default_rng(0)
-    >>> n = 1024
-    >>> length = rng.integers(1, 12, n); log_freq = -0.3 * length + rng.standard_normal(n)
-    >>> next_length = np.r_[length[1:], np.nan]; seq = np.repeat(np.arange(4), n // 4)
-    >>> cov = Covariates.build(length, log_freq, next_length, seq)
-    >>> X = rng.standard_normal((n, 64)).astype(np.float16)      # [tokens, neurons], one block
-    >>> out = compute_block(X, cov, seed=(0, 5))
-    >>> out.neurons["pearson_r"].shape, out.null["null_sd_analytic"]
-    ((64,), 0.03126...)
+    >>> from analysis.stats.design import Design
+    >>> from analysis.stats.block import compute_block
+    >>> d = Design.build(token_id, length, log_freq, seq, next_token_id, n_permutations=200, seed=(0,))
+    >>> out = compute_block(X, d, seed=(0, 5))      # X: [n_tokens, n_neurons] one block, non-special rows
+    >>> out.neurons["r_within_p"], out.nulls["r_within.neg"].shape     # per neuron; [P] per summary
 
-What it computes per neuron (columns documented in analysis/stats/COLUMNS.md): Pearson r with length
-(and its p), the same with a cluster-robust SE (sequences as clusters), Spearman rho, r with log frequency,
-the two partial correlations, r with the next token's length, the median split (group means, medians,
-Cohen's d, Cliff's delta, Mann-Whitney p), the bimodality coefficient and Hartigan's dip test; per block
-the chance spread of r (analytic, permutation, within-sequence circular shift) on a seeded subset.
-The q-values are not here: they are per model (all blocks together), see analysis.stats.model.
+Families (one module each): sums (per-type / per-sequence sums), linear (correlations, partial
+correlations, cluster-robust tests), nulls (type-level permutations), ranks and shape (core: Spearman,
+Mann-Whitney, dip), split (median split). This module only wires them per chunk of neurons and collects:
+
+- per neuron (`neurons`): the study's pooled Pearson r with its naive and two-way clustered p; the four
+  tested statistics (within-sequence r with length, partial r with length given log frequency, partial r
+  with log frequency given length, partial r with the next token's length given the current length and log
+  frequency), each with p_type (type-level permutation), p_seq (sequence-clustered t) and p = max of the two
+  (what q-values and verdicts use); the partial r with a spline in log frequency; the commonality split;
+  the median split; Spearman; Sarle's bimodality coefficient; the dip test on jittered values.
+- per block (`summaries`, `nulls`): for each tested statistic the share of negative values, the median, the
+  mean square and the share individually significant, observed and under each of the P permutations.
 """
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import numpy as np
-from scipy import stats as sps
 
 from . import core
+from .blas import keep_freed_memory, one_blas_thread
+from .design import EQUAL, LONG, SHORT, Design
+from .linear import (NEXT, TESTED, TESTED_NAMES, Partial, cluster_terms, cluster_test, commonality, partial_r,
+                     twoway_test, type_cluster_var)
+from .nexttoken import next_partial, next_terms
+from .nulls import null_terms, permutation_p, permuted_products, permuted_r, split_shift_null, widen_factor
+from .sums import chunk_sums, cross_products
 
-SHORT, EQUAL, LONG = 0, 1, 2
-
-
-@dataclass
-class Covariates:
-    """Token-level covariates (non-special tokens only, in activation row order), precomputed once."""
-
-    length: np.ndarray
-    log_freq: np.ndarray
-    next_length: np.ndarray
-    seq: np.ndarray
-    median: float
-    group: np.ndarray  # SHORT/EQUAL/LONG per token (median split of length)
-    # derived (centred vectors and residuals), filled by build()
-    d: dict = field(default_factory=dict)
-
-    @property
-    def n(self) -> int:
-        return len(self.length)
-
-    @classmethod
-    def build(cls, length, log_freq, next_length, seq) -> "Covariates":
-        y = np.asarray(length, dtype=np.float64)
-        f = np.asarray(log_freq, dtype=np.float64)
-        nx = np.asarray(next_length, dtype=np.float64)
-        seq = np.asarray(seq)
-        med = float(np.median(y))
-        group = np.where(y < med, SHORT, np.where(y > med, LONG, EQUAL)).astype(np.int8)
-        d: dict = {}
-        yc, fc = core.center(y), core.center(f)
-        Syy, Sff, Syf = float(yc @ yc), float(fc @ fc), float(yc @ fc)
-        # least-squares residuals of each covariate on the other (+ intercept): the partial-correlation
-        # covariates. Activation residuals are never formed: with one control z, ||resid(a|z)||^2 =
-        # Saa - (a.zc)^2/Szz and resid(a|z).e = a.e because e is orthogonal to [1, z].
-        ey = yc - (Syf / Sff) * fc if Sff > 0 else yc * np.nan
-        ef = fc - (Syf / Syy) * yc if Syy > 0 else fc * np.nan
-        d.update(yc=yc, fc=fc, Syy=Syy, Sff=Sff, ey=ey, ef=ef, See_y=float(ey @ ey), See_f=float(ef @ ef))
-        d["r_length_logfreq"] = Syf / np.sqrt(Syy * Sff) if Syy > 0 and Sff > 0 else np.nan
-        m = np.isfinite(nx)
-        d.update(next_mask=m, nc=core.center(nx[m]))
-        ry = core.center(core.rank_rows(y[None, :])[0])
-        d.update(ryc=ry, Sry=float(ry @ ry), Snc=float(d["nc"] @ d["nc"]))
-        # cluster-robust SE: group sums via a one-hot [n, G] matrix scaled by centred length
-        labels, inv = np.unique(seq, return_inverse=True)
-        onehot = np.zeros((len(y), len(labels)))
-        onehot[np.arange(len(y)), inv] = 1.0
-        d.update(Wy=onehot * yc[:, None], Wyy=onehot.T @ (yc * yc), n_clusters=len(labels))
-        # within-sequence positions, for the circular-shift null
-        d["seq_index"] = [np.flatnonzero(inv == g) for g in range(len(labels))]
-        # compute_block works on tokens reordered so that the median-split groups are contiguous (short,
-        # equal, long): group medians are then sorts of column slices, and group membership of a sorted
-        # element is a comparison of its token index. Every statistic is a sum over tokens, so the order
-        # does not change any result; `perm` maps the working order to the activation rows.
-        perm = np.argsort(group, kind="stable")
-        nc_full = np.zeros(len(y))
-        nc_full[m] = d["nc"]
-        # first moments of a centred activation row A: A @ Z1 (one matrix product per chunk); columns:
-        # yc, fc, next length centred over has-next (0 elsewhere), then the G cluster columns (cluster
-        # indicator x centred length) of the cluster-robust score. Sums over the median-split groups need
-        # no product: the groups are contiguous slices of the working order.
-        Z1 = np.column_stack([yc, fc, nc_full, d["Wy"]])
-        d.update(perm=perm, Z1=np.ascontiguousarray(Z1[perm]),
-                 no_next_perm=np.flatnonzero(~m[perm]),  # the few tokens without a next token
-                 ry2_perm=np.rint(2 * ry[perm]).astype(np.int32),  # centred ranks are multiples of 1/2
-                 group_sizes=tuple(int((group == g).sum()) for g in (SHORT, EQUAL, LONG)))
-        return cls(y, f, nx, seq, med, group, d)
-
-
-@contextmanager
-def one_blas_thread():
-    """Run the enclosed matrix products on one BLAS thread.
-
-    Every product here is skinny ([k, n] @ [n, <30]) and memory-bound: a second thread gains little on
-    an idle machine, while OpenBLAS threads that wait for a core busy with another job cost seconds per
-    block (measured: 11.5 s vs 4.4 s for a block on this 2-core machine with one core taken). Uses
-    threadpoolctl when installed, else numpy's bundled OpenBLAS through ctypes; a no-op if neither works."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        threadpool_limits = None
-    if threadpool_limits is not None:
-        with threadpool_limits(1, user_api="blas"):
-            yield
-        return
-    lib = _numpy_openblas()
-    if lib is None:
-        yield
-        return
-    get, set_ = lib
-    old = get()
-    set_(1)
-    try:
-        yield
-    finally:
-        set_(old)
-
-
-@lru_cache(maxsize=1)
-def _numpy_openblas():
-    import ctypes
-    import glob
-    import os
-
-    libdir = os.path.join(os.path.dirname(os.path.dirname(np.__file__)), "numpy.libs")
-    for path in glob.glob(os.path.join(libdir, "*openblas*.so*")):
-        try:
-            lib = ctypes.CDLL(path)  # already loaded by numpy: the same handle
-        except OSError:
-            continue
-        for suffix in ("64_", "_64_", ""):
-            get = getattr(lib, f"scipy_openblas_get_num_threads{suffix}", None) or getattr(lib, f"openblas_get_num_threads{suffix}", None)
-            set_ = getattr(lib, f"scipy_openblas_set_num_threads{suffix}", None) or getattr(lib, f"openblas_set_num_threads{suffix}", None)
-            if get is not None and set_ is not None:
-                get.restype = ctypes.c_int
-                set_.argtypes = [ctypes.c_int]
-                return get, set_
-    return None
+SPLINE = "partial_r_length_spline"
+SUMMARY_KEYS = ("neg", "med", "ms", "sig")
 
 
 @dataclass
 class BlockResult:
-    neurons: dict  # column -> array [n_neurons]
-    null: dict  # block-level null numbers
-    pooled: dict | None = None  # pooled median-split numbers (only when asked)
+    neurons: dict                   # column -> array [n_neurons]
+    summaries: dict                 # "<stat>.<neg|med|ms|sig|null_ms>" -> observed block-level value
+    nulls: dict                     # "<stat>.<neg|med|ms|sig>" -> [P] the same under each permutation
+    pooled: dict | None = None      # median split pooled over neurons (the split block only)
+    extra: dict = field(default_factory=dict)
 
 
-def _null_designs(cov: Covariates, n_perm: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """[n, P] centred lengths: P random permutations, and P within-sequence circular shifts (which keep
-    the serial dependence of lengths and of activations inside each sequence and only break alignment)."""
-    yc = cov.d["yc"]
-    n = len(yc)
-    perm = np.empty((n, n_perm))
-    shift = np.empty((n, n_perm))
-    for j in range(n_perm):
-        perm[:, j] = yc[rng.permutation(n)]
-        col = yc.copy()
-        for idx in cov.d["seq_index"]:
-            col[idx] = np.roll(yc[idx], int(rng.integers(1, max(len(idx), 2))))
-        shift[:, j] = col
-    return perm, shift
+def _spline_spec(d: Design) -> Partial:
+    names = [c for c in d.spaces["all"].names if c.startswith("spline")]
+    return Partial(SPLINE, "all", "length", tuple(names))
 
 
-def compute_block(
-    X: np.ndarray,
-    cov: Covariates,
-    *,
-    seed: tuple = (0, 0),
-    chunk: int = 512,
-    dip_neurons: int | None = None,
-    n_perm: int = 200,
-    null_neurons: int = 256,
-    pooled: bool = False,
-    spearman: bool = True,
-    dip: bool = True,
-) -> BlockResult:
-    """Statistics of one block. X: [n_tokens, n_neurons] (non-special rows only), float16/32/64.
+def _prepared(d: Design):
+    """Neuron-independent terms of every statistic, cached on the design (shared by all blocks)."""
+    if "prepared" not in d.extra:
+        prep = {}
+        for spec in TESTED:
+            q = len(d.spaces[spec.space].names)
+            _, parts = partial_r(np.zeros((1, q)), np.ones(1), d.spaces[spec.space], spec)
+            prep[spec.name] = {"spec": spec, "cluster": cluster_terms(d, spec, parts),
+                               "null": null_terms(d, spec)}
+        prep[NEXT] = next_terms(d)
+        nts = [prep[spec.name]["null"] for spec in TESTED]
+        prep["_VT"] = np.vstack([t.VT for t in nts]) if all(t is not None for t in nts) else None
+        yc = d.length_t - (d.counts @ d.length_t) / d.n
+        y_tok = d.length_t[d.type_of]
+        ry = core.center(core.rank_rows(y_tok[None, :])[0])
+        prep["_pooled"] = {"yc_t": yc, "Syy": float(d.counts @ yc**2),
+                           "fc_t": d.logfreq_t - (d.counts @ d.logfreq_t) / d.n,
+                           "ry2": np.rint(2 * ry).astype(np.int32), "Sry": float(ry @ ry)}
+        prep["_pooled"]["Sff"] = float(d.counts @ prep["_pooled"]["fc_t"] ** 2)
+        prep["_pooled"]["r_yf"] = float((d.counts * yc) @ prep["_pooled"]["fc_t"]
+                                        / np.sqrt(prep["_pooled"]["Syy"] * prep["_pooled"]["Sff"]))
+        sp = d.spaces["all"]
+        G = sp.gram
+        iy, ifr = sp.col("length"), sp.col("logfreq")
+        prep["_pooled"]["r_yf_within"] = float(G[iy, ifr] / np.sqrt(G[iy, iy] * G[ifr, ifr]))
+        d.extra["prepared"] = prep
+    return d.extra["prepared"]
 
-    seed: entropy for numpy's default_rng (e.g. (params seed, block)); it picks the dip subset (when
-    dip_neurons is set) and the null subset and permutations. chunk: neurons per vectorised chunk (memory
-    ~ 60 bytes x chunk x n_tokens). pooled: also compute the pooled median-split numbers (used at the
-    configured split block). spearman (all rank statistics: Spearman, group medians, Mann-Whitney) and
-    dip: switch off for benchmarks only.
-    """
+
+def compute_block(X: np.ndarray, d: Design, *, seed=(0, 0), chunk: int = 256, alpha: float = 0.05,
+                  dip_neurons: int | None = None, rank_neurons: int | None = None, widen_neurons: int | None = 512,
+                  ranks: bool = True, dip: bool = True, pooled: bool = False) -> BlockResult:
+    """Statistics of one block. X: [n_tokens, n_neurons] in the row order of the design's (non-special)
+    tokens, float16/32/64; finite (the stage checks). seed: picks the dip and rank subsets (`dip_neurons`,
+    `rank_neurons` neurons per block; None: all) and the jitter. ranks / dip: the rank-based and shape
+    statistics (descriptive; no verdict but C7 uses them). widen_neurons: the seeded subset on which the
+    type-clustered variance is computed for the block's widening factor (nulls.widen_factor)."""
+    keep_freed_memory()
     with one_blas_thread():
-        return _compute_block(X, cov, seed=seed, chunk=chunk, dip_neurons=dip_neurons, n_perm=n_perm,
-                              null_neurons=null_neurons, pooled=pooled, spearman=spearman, dip=dip)
+        return _compute_block(X, d, seed=seed, chunk=chunk, alpha=alpha, dip_neurons=dip_neurons,
+                              rank_neurons=rank_neurons, widen_neurons=widen_neurons, ranks=ranks, dip=dip,
+                              pooled=pooled)
 
 
-def _compute_block(X, cov, *, seed, chunk, dip_neurons, n_perm, null_neurons, pooled, spearman, dip) -> BlockResult:
+class _Columns:
+    def __init__(self, m: int):
+        self.m, self.cols = m, {}
+
+    def put(self, name, j0, vals):
+        if name not in self.cols:
+            self.cols[name] = np.full(self.m, np.nan)
+        self.cols[name][j0: j0 + len(vals)] = vals
+
+    def put_at(self, name, idx, vals):
+        if name not in self.cols:
+            self.cols[name] = np.full(self.m, np.nan)
+        self.cols[name][idx] = vals
+
+
+def _compute_block(X, d: Design, *, seed, chunk, alpha, dip_neurons, rank_neurons, widen_neurons, ranks, dip,
+                   pooled) -> BlockResult:
     n, m = X.shape
-    assert n == cov.n, f"activations have {n} rows, covariates {cov.n}"
-    d = cov.d
-    rng = np.random.default_rng(list(seed))
-    dip_sel = np.zeros(m, bool)
-    if dip:
-        dip_sel[:] = True
-        if dip_neurons is not None and dip_neurons < m:
-            dip_sel[:] = False
-            dip_sel[rng.choice(m, dip_neurons, replace=False)] = True
-    null_sel = np.zeros(m, bool)
-    if n_perm > 0:
-        null_sel[rng.choice(m, min(null_neurons, m), replace=False)] = True
-        Yperm, Yshift = _null_designs(cov, n_perm, rng)
-    perm = d["perm"]  # working token order: short, equal, long (see Covariates.build)
-    if n_perm > 0:
-        Yperm, Yshift = Yperm[perm], Yshift[perm]
-
-    n_s, n_e, n_l = d["group_sizes"]
-    counts = np.array([n_s, n_e, n_l], dtype=np.float64)
-    nm = d["next_mask"]
-    n_next = int(nm.sum())
-    G = d["n_clusters"]
-    df_cl = G - 1
-    cl_corr = G / (G - 1.0) * (n - 1.0) / (n - 2.0) if G > 1 else np.nan  # statsmodels' small-sample factor
-    Syf_over_Sff = float(d["yc"] @ d["fc"]) / d["Sff"] if d["Sff"] > 0 else np.nan
-    Syf_over_Syy = float(d["yc"] @ d["fc"]) / d["Syy"] if d["Syy"] > 0 else np.nan
+    if n != d.n:
+        raise ValueError(f"activations have {n} rows, the design {d.n} tokens")
+    prep = _prepared(d)
+    pp = prep["_pooled"]
+    rng = np.random.default_rng(list(np.atleast_1d(seed)))
+    dip_sel = _subset(m, dip_neurons, rng) if dip else np.zeros(m, bool)
+    rank_sel = _subset(m, rank_neurons, rng) if ranks else np.zeros(m, bool)
+    widen_sel = _subset(m, widen_neurons, rng)
+    jitter_rng = np.random.default_rng(list(np.atleast_1d(seed)) + [1])
     f16 = X.dtype == np.float16
-
-    cols: dict[str, np.ndarray] = {}
-
-    def put(name, j0, vals):
-        if name not in cols:
-            cols[name] = np.full(m, np.nan)
-        cols[name][j0 : j0 + len(vals)] = vals
-
-    r_perm_all, r_shift_all = [], []
-    const_all = np.zeros(m, dtype=bool)
-    token_score = np.zeros(n)
+    n_s, n_e, n_l = d.group_sizes
+    out = _Columns(m)
+    put, put_at = out.put, out.put_at
+    P = d.n_perm
+    perm_r = {name: [] for name in TESTED_NAMES}
+    ratios = {name: [] for name in TESTED_NAMES}
+    const_all = np.zeros(m, bool)
+    ts_cells = np.zeros(len(d.cell_sizes))
     n_scored = 0
     for j0 in range(0, m, chunk):
         j1 = min(j0 + chunk, m)
+        At = np.take(X[:, j0:j1], d.order, axis=0).astype(np.float64)   # [n, k], working order
         k = j1 - j0
-        Xc = np.take(X[:, j0:j1], perm, axis=0)  # [n, k] in the storage dtype, working token order
-        Ac = Xc.T.astype(np.float64)  # [k, n]: the one conversion (float16 -> float64 is exact)
-        ranks = spearman or dip
-        if ranks:  # sort keys: uint16 of float16 data (radix sort), else the values themselves
-            V = core.f16_keys(Ac.astype(np.float16)) if f16 else Ac.copy()  # float64 -> float16 is exact here
-        mean_all = Ac.mean(axis=1)
-        if f16:
-            const = None  # decided from Saa below: exact for float16 data
-        else:  # exact test (a float64 mean of equal float32/64 values need not be exact)
-            const = Ac.min(axis=1) == Ac.max(axis=1)
-        Ac -= mean_all[:, None]  # centre first: higher moments from raw sums would cancel catastrophically
-        if const is not None:
-            Ac[const] = 0.0
-        # first moments with the covariates: one matrix product (Z1 built once per model)
-        M1 = Ac @ d["Z1"]  # [k, 3 + G]: a.yc, a.fc, a.nc, per-cluster sums of a * yc
-        a_y, a_f, a_n = M1[:, 0], M1[:, 1], M1[:, 2]
-        U0 = M1[:, 3:]
-        # group sums and sums of squares over contiguous slices (short | equal | long); has-next = all
-        # tokens minus the few without a next token
-        A2 = Ac * Ac
-        cut = (0, n_s, n_s + n_e, n)
-        S1 = np.stack([Ac[:, cut[g] : cut[g + 1]].sum(axis=1) for g in range(3)], axis=1)  # [k, 3]
-        Q = np.stack([A2[:, cut[g] : cut[g + 1]].sum(axis=1) for g in range(3)], axis=1)
-        Saa = Q.sum(axis=1)
-        nn = d["no_next_perm"]
-        S_next = S1.sum(axis=1) - Ac[:, nn].sum(axis=1)
-        Q_next = Saa - A2[:, nn].sum(axis=1)
-        m3 = np.einsum("ij,ij->i", A2, Ac)
-        m4 = np.einsum("ij,ij->i", A2, A2)
-        del A2
-        if const is None:
-            # float16 data: each value v has 11 significant bits, so the float64 sum of n copies (any
-            # order, n < 2^42) is exact, n*v/n rounds back to v, and a constant row centres to exact
-            # zeros; a non-constant row has some |a - mean| >= 2^-25, whose square does not underflow
-            const = ~(Saa > 0)
-        Saa[const] = 0.0
+        mean = At.mean(axis=0)
+        if f16:  # a float64 sum of float16 values is exact, so a constant column centres to exact zeros
+            const = np.zeros(k, bool)
+            At -= mean
+            const = ~(np.einsum("ij,ij->j", At, At) > 0)
+        else:
+            const = At.min(axis=0) == At.max(axis=0)
+            At -= mean
+        At[:, const] = 0.0
         const_all[j0:j1] = const
-        # --- correlations with length and log frequency, partial correlations
-        r = core._r_from_centered_pairs(a_y, Saa, d["Syy"])
+        s = chunk_sums(At, mean, d)
+        xp = cross_products(s, d)
+        # --- the study's pooled statistics
+        r = core._r_from_centered_pairs(pp["yc_t"] @ s.S_T, s.Saa, pp["Syy"])
         put("pearson_r", j0, r)
-        put("pearson_p", j0, core.t_pvalue(r, n - 2))
-        put("r_freq", j0, core._r_from_centered_pairs(a_f, Saa, d["Sff"]))
-        # partials from moments: with one control z, ||resid(a|z)||^2 = Saa - (a.zc)^2/Szz, and
-        # resid(a|z).e = a.e because e (the covariate's residual on [1, z]) is orthogonal to [1, z];
-        # a.ey = a.yc - (Syf/Sff) a.fc, so no residual array is ever formed
-        with np.errstate(invalid="ignore", divide="ignore"):
-            res_f = Saa - a_f**2 / d["Sff"]  # ||resid(a | log_freq)||^2
-            res_y = Saa - a_y**2 / d["Syy"]  # ||resid(a | length)||^2
-            pr_len = (a_y - Syf_over_Sff * a_f) / np.sqrt(res_f * d["See_y"])
-            pr_freq = (a_f - Syf_over_Syy * a_y) / np.sqrt(res_y * d["See_f"])
-        tiny = 1e-12 * Saa
-        pr_len[const | ~(res_f > tiny)] = np.nan  # nothing left after the control: undefined, not 0
-        pr_freq[const | ~(res_y > tiny)] = np.nan
-        pr_len, pr_freq = np.clip(pr_len, -1, 1), np.clip(pr_freq, -1, 1)
-        put("partial_r_length", j0, pr_len)
-        put("partial_p_length", j0, core.t_pvalue(pr_len, n - 3))
-        put("partial_r_freq", j0, pr_freq)
-        put("partial_p_freq", j0, core.t_pvalue(pr_freq, n - 3))
-        # --- cluster-robust (sequences) test of the length slope: sandwich variance, G-1 df
-        b = a_y / d["Syy"]
-        U = U0 - b[:, None] * d["Wyy"][None, :]  # per-cluster score sums, [k, G]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            se = np.sqrt(cl_corr * np.einsum("ij,ij->i", U, U)) / d["Syy"]
-            tcl = b / se
-        p_cl = 2.0 * sps.t.sf(np.abs(tcl), df_cl) if G > 1 else np.full(k, np.nan)
-        p_cl[const] = np.nan
-        put("pearson_p_cluster", j0, p_cl)
-        # --- next token's length (rows that have a next token); nc sums to 0 over them
-        Snn = Q_next - S_next**2 / n_next
-        with np.errstate(invalid="ignore", divide="ignore"):
-            rn = np.clip(a_n / np.sqrt(Snn * d["Snc"]), -1, 1)
-        rn[const | ~(Snn > 1e-12 * Saa)] = np.nan
-        put("r_next_length", j0, rn)
-        put("r_next_length_p", j0, core.t_pvalue(rn, n_next - 2))
-        # --- moments: bimodality coefficient
-        put("bimodality_coefficient", j0, core.bimodality_from_moments(n, Saa, m3, m4))
-        # --- group means / variances (median split); Ac is centred, add the mean back for the means
-        means = S1[:, :3] / np.maximum(counts, 1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            var_s = (Q[:, 0] - S1[:, 0] ** 2 / n_s) / (n_s - 1) if n_s > 1 else np.full(k, np.nan)
-            var_l = (Q[:, 2] - S1[:, 2] ** 2 / n_l) / (n_l - 1) if n_l > 1 else np.full(k, np.nan)
-        for gi, name in ((SHORT, "short"), (EQUAL, "equal"), (LONG, "long")):
-            if counts[gi]:
-                put(f"split_mean_{name}", j0, means[:, gi] + mean_all)
-        put("split_cohens_d", j0, core.cohens_d(means[:, LONG], var_l, n_l, means[:, SHORT], var_s, n_s)
-            if n_s > 1 and n_l > 1 else np.full(k, np.nan))
-        # --- one sort per neuron: ranks (Spearman), Mann-Whitney / Cliff, dip; group medians from sorts
-        # of the group's (contiguous) token slice
-        if ranks:
-            order, s = core.sort_keys(V)
-            if spearman:
-                is_s = order < n_s  # working order puts short tokens first, long tokens last
-                is_l = order >= n_s + n_e
-                rs = core.rank_statistics(s, d["ry2_perm"][order], is_s, is_l)
-                del is_s, is_l
-                Srr = rs["Srr"]
-                Srr[const] = 0.0
-                rho = core._r_from_centered_pairs(rs["num"], Srr, d["Sry"])
-                put("spearman_r", j0, rho)
-                put("spearman_p", j0, core.t_pvalue(rho, n - 2))
-                put_medians(put, j0, V, (n_s, n_e, n_l))
-                if n_s and n_l:
-                    _, p_mw, delta = core.mann_whitney_from_ranks(rs["rank_sum_l"], n_l, n_s, rs["tie_sl"])
-                    delta[const] = np.nan
-                    put("split_p", j0, p_mw)
-                    put("split_cliffs_delta", j0, delta)
-            del order
-            if dip and dip_sel[j0:j1].any():
-                dv, dp = core.dip_rows(s, np.flatnonzero(dip_sel[j0:j1]))
-                put("dip", j0, dv)
-                put("dip_p", j0, dp)
-            del s, V
-        # --- nulls on the seeded subset
-        sub = np.flatnonzero(null_sel[j0:j1])
-        if len(sub):
-            norm = np.sqrt(Saa[sub] * d["Syy"])[:, None]
-            with np.errstate(invalid="ignore", divide="ignore"):
-                rp = (Ac[sub] @ Yperm) / norm
-                rs_ = (Ac[sub] @ Yshift) / norm
-            r_perm_all.append(rp)
-            r_shift_all.append(rs_)
-            ro = np.abs(r[sub])[:, None]
-            put("perm_p", j0, _scatter(k, sub, (1 + (np.abs(rp) >= ro).sum(1)) / (n_perm + 1)))
-            put("shift_p", j0, _scatter(k, sub, (1 + (np.abs(rs_) >= ro).sum(1)) / (n_perm + 1)))
+        put("pearson_p_naive", j0, core.t_pvalue(r, n - 2))
+        tw = np.flatnonzero(rank_sel[j0:j1] & ~const)   # the analytic cross-check, on the rank subset
+        if len(tw):
+            put_at("pearson_p_twoway", j0 + tw, twoway_test(s, d, tw))
+        put("r_freq", j0, core._r_from_centered_pairs(pp["fc_t"] @ s.S_T, s.Saa, pp["Sff"]))
+        # --- the four tested statistics: value, p_type, p_seq, p = max
+        vals = {}
+        C, saa, Ag_over = xp
+        products = permuted_products(s, prep["_VT"]) if prep["_VT"] is not None else None
+        wcols = np.flatnonzero(widen_sel[j0:j1])
+        for i, spec in enumerate(TESTED):
+            rv, parts = partial_r(C, saa, d.spaces[spec.space], spec)
+            rv[const] = np.nan
+            vals[spec.name] = rv
+            t = prep[spec.name]
+            p_seq, var_seq = cluster_test(s, parts, t["cluster"])
+            var_type = type_cluster_var(s, Ag_over, parts, t["cluster"], wcols)
+            rp = (permuted_r(products[:, i * P:(i + 1) * P], Ag_over, parts, t["null"])
+                  if products is not None else None)
+            _put_tested(put, j0, spec.name, rv, core.t_pvalue(rv, parts_df(d, spec)), p_seq, (var_seq, var_type),
+                        rp, perm_r, ratios)
+        rn, rn_perm, p_seq, var_seq, p_naive = next_partial(s, At, d, prep[NEXT])
+        rn[const] = np.nan
+        _put_tested(put, j0, NEXT, rn, p_naive, p_seq, (var_seq,), rn_perm, perm_r, ratios)
+        rs, _ = partial_r(C, saa, d.spaces["all"], _spline_spec(d))
+        rs[const] = np.nan
+        put(SPLINE, j0, rs)
+        for key, v in commonality(vals["r_within"], _within_r(xp, d, "logfreq"), pp["r_yf_within"]).items():
+            put(key, j0, np.where(const, np.nan, v))
+        # --- moments: bimodality coefficient; storage resolution
+        put("bimodality_coefficient", j0, core.bimodality_from_moments(n, s.Saa, s.S3, s.S4))
+        sd = np.sqrt(s.Saa / max(n - 1, 1))
+        if f16:
+            ulp = np.spacing(np.abs(mean).astype(np.float16)).astype(np.float64)
+            put("sd_ulps", j0, np.where(const, 0.0, sd / ulp))
+        # --- median split per neuron
+        _split_columns(put, j0, s, mean, (n_s, n_e, n_l))
+        # --- ranks (Spearman, Mann-Whitney, group medians) and the dip test, on their neuron subsets
+        rk = np.flatnonzero(rank_sel[j0:j1])
+        if len(rk):
+            A = (At[:, rk] + mean[rk]).T.copy()          # [k', n] values (exact for float16 data)
+            V = core.f16_keys(A.astype(np.float16)) if f16 else A
+            order, srt = core.sort_keys(V)
+            _rank_columns(lambda name, _j0, v: put_at(name, j0 + rk, v), 0, V, order, srt, const[rk], pp,
+                          (n_s, n_e, n_l))
+            del order, srt, V, A
+        dp = np.flatnonzero(dip_sel[j0:j1] & ~const)
+        if len(dp):
+            A = (At[:, dp] + mean[dp]).T.copy()
+            _dip_columns(lambda name, _j0, v: put_at(name, j0 + dp, v), 0, len(dp), A, np.arange(len(dp)),
+                         f16, jitter_rng, n_s)
+            del A
         if pooled:
-            sd = np.sqrt(Saa / (n - 1))
             ok = ~const
-            token_score += (Ac[ok] / sd[ok, None]).sum(axis=0)
+            ts_cells += s.cellsT[:, ok] @ (1.0 / sd[ok])
             n_scored += int(ok.sum())
-        del Ac, Xc
-
-    # reasons for NaN; constant neurons get NaN in every statistic above (never 0)
-    reason = np.where(const_all, "constant activation", "")
-    if n_perm > 0:
-        for c in ("perm_p", "shift_p"):
-            cols.setdefault(c, np.full(m, np.nan))
-            cols[c][const_all] = np.nan
-    for c in ("split_median_short", "split_median_equal", "split_median_long", "split_mean_short",
-              "split_mean_equal", "split_mean_long", "dip", "dip_p"):  # a group may be empty
-        cols.setdefault(c, np.full(m, np.nan))
-    if not spearman:
-        for c in ("spearman_r", "spearman_p", "split_p", "split_cliffs_delta"):
-            cols.setdefault(c, np.full(m, np.nan))
-    cols["nan_reason"] = reason
+        del At, s
+    cols = out.cols
+    cols["nan_reason"] = np.where(const_all, "constant activation", "")
     cols["dip_tested"] = dip_sel & ~const_all
-    cols["null_subset"] = null_sel
-
-    null = {"null_sd_analytic": 1.0 / np.sqrt(n - 1)}
-    if r_perm_all:
-        rp = np.concatenate(r_perm_all)
-        rs_ = np.concatenate(r_shift_all)
-        rp, rs_ = rp[np.isfinite(rp).all(1)], rs_[np.isfinite(rs_).all(1)]
-        null.update(
-            null_sd_permutation=float(rp.std()),
-            null_q95_abs_permutation=float(np.quantile(np.abs(rp), 0.95)),
-            null_sd_shift=float(rs_.std()),
-            null_q95_abs_shift=float(np.quantile(np.abs(rs_), 0.95)),
-            null_n_neurons=int(len(rp)),
-            null_n_permutations=int(n_perm),
-        )
-    out = BlockResult(cols, null)
+    cols["rank_tested"] = rank_sel & ~const_all
+    cols.setdefault("pearson_p_twoway", np.full(m, np.nan))
+    for c in ("dip", "dip_p", "dip_short", "dip_short_p", "spearman_r", "spearman_p_naive", "split_p_naive",
+              "split_cliffs_delta", "sd_ulps", "split_median_short", "split_median_equal", "split_median_long",
+              "split_mean_short", "split_mean_equal", "split_mean_long", "split_cohens_d"):
+        cols.setdefault(c, np.full(m, np.nan))
+    summaries, nulls, extra = _finish_tested(cols, perm_r, ratios, alpha)
+    res = BlockResult(cols, summaries, nulls, extra=extra)
     if pooled:
-        ts = np.empty(n)
-        ts[perm] = token_score / max(n_scored, 1)  # back to activation row order
-        out.pooled = _pooled_split(X, cov, ts)
-    return out
+        res.pooled = _pooled_split(X, d, ts_cells / max(n_scored, 1))
+    return res
+
+
+def _put_tested(put, j0, name, r, p_naive, p_seq, variances, r_perm, perm_r, ratios) -> None:
+    """Columns of one tested statistic for one chunk: value, naive p, p_seq; keeps the permuted values, and
+    the permutation variance with the analytic cluster variances of each neuron (see _finish_tested)."""
+    ok = np.isfinite(r)
+    put(name, j0, r)
+    put(f"{name}_p_naive", j0, np.where(ok, p_naive, np.nan))
+    put(f"{name}_p_seq", j0, np.where(ok, p_seq, np.nan))
+    if r_perm is None:
+        return
+    r_perm[~ok] = np.nan
+    with np.errstate(invalid="ignore", divide="ignore"):
+        v = np.mean(r_perm**2, axis=1)
+    ratios[name].append(np.column_stack([v, *variances]))
+    perm_r[name].append(r_perm.astype(np.float32))
+
+
+def _finish_tested(cols: dict, perm_r: dict, ratios: dict, alpha: float):
+    """p_type, the widened null, p and the block-level summaries of every tested statistic, once all chunks
+    are done.
+
+    The widening factor f is one per block and statistic (nulls.widen_factor): the permutation null scaled
+    by the block's ratio of each analytic clustered variance to the permutation variance, where that
+    exceeds 1. Scaling by f is applied to the comparisons, not to the arrays: |r_perm| f >= |r| is
+    |r_perm| >= |r| / f; a median scales by f and a mean square by f^2; a share beyond each neuron's own
+    (1 - alpha) quantile does not change. Summaries: share of negative values, median, mean square, and
+    "sig", the share of neurons beyond their own null's (1 - alpha) quantile of |r|."""
+    summaries, nulls, extra = {}, {}, {}
+    for name in TESTED_NAMES:
+        r = cols[name]
+        ok = np.isfinite(r)
+        rv = r[ok]
+        summaries[f"{name}.neg"] = float(np.mean(rv < 0)) if rv.size else np.nan
+        summaries[f"{name}.med"] = float(np.median(rv)) if rv.size else np.nan
+        summaries[f"{name}.ms"] = float(np.mean(rv**2)) if rv.size else np.nan
+        if not perm_r[name]:
+            continue
+        rp = np.concatenate(perm_r[name])                                   # [m, P] float32
+        var = np.concatenate(ratios[name])
+        f = widen_factor(var[:, 1:], var[:, 0])
+        absr = np.abs(rp)
+        cols[f"{name}_p_type"] = permutation_p(r, rp, abs_perm=absr)
+        with np.errstate(invalid="ignore"):
+            cols[f"{name}_p"] = permutation_p(r / f, rp, abs_perm=absr)
+        cols[f"{name}_null_scale"] = np.where(ok, f, np.nan)
+        if not rv.size:
+            continue
+        rp, absr = rp[ok], absr[ok]
+        P = rp.shape[1]
+        kth = min(P - 1, max(0, int(np.ceil((1 - alpha) * P)) - 1))
+        thr = np.partition(absr, kth, axis=1)[:, kth].astype(np.float64)   # each neuron's (1 - alpha) quantile
+        sq = np.square(rp, dtype=np.float64)
+        v = sq.mean(axis=1)
+        summaries[f"{name}.sig"] = float(np.mean(np.abs(rv) > f * thr))
+        summaries[f"{name}.null_ms"] = float(f * f * v.mean())
+        extra[f"{name}.null_sd"] = float(f * np.sqrt(v.mean()))
+        nulls[f"{name}.neg"] = np.mean(rp < 0, axis=0)
+        nulls[f"{name}.ms"] = f * f * sq.mean(axis=0)
+        nulls[f"{name}.sig"] = np.mean(absr > thr[:, None].astype(np.float32), axis=0)
+        nulls[f"{name}.med"] = f * _column_medians(rp)
+    return summaries, nulls, extra
+
+
+def _column_medians(a: np.ndarray) -> np.ndarray:
+    """np.median(a, axis=0) for a [m, P] array, through a contiguous [P, m] copy and two partitions."""
+    at = np.ascontiguousarray(a.T)
+    m = at.shape[1]
+    lo, hi = (m - 1) // 2, m // 2
+    part = np.partition(at, [lo, hi], axis=1)
+    return 0.5 * (part[:, lo].astype(np.float64) + part[:, hi].astype(np.float64))
+
+
+def parts_df(d: Design, spec: Partial) -> int:
+    """Residual degrees of freedom of the naive t of a within-sequence (partial) correlation."""
+    n = len(d.spaces[spec.space].rows)
+    return n - d.n_seq - len(spec.controls) - 1
+
+
+def _within_r(xp, d: Design, name: str) -> np.ndarray:
+    C, saa, _ = xp
+    sp = d.spaces["all"]
+    j = sp.col(name)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.clip(C[:, j] / np.sqrt(saa * sp.gram[j, j]), -1, 1)
+
+
+def _subset(m: int, size: int | None, rng: np.random.Generator) -> np.ndarray:
+    """A seeded subset of `size` of m neurons (all when size is None or >= m)."""
+    sel = np.zeros(m, bool)
+    if size is None or size >= m:
+        sel[:] = True
+    else:
+        sel[rng.choice(m, int(size), replace=False)] = True
+    return sel
+
+
+def _split_columns(put, j0, s, mean, sizes) -> None:
+    """Group means, and Cohen's d of long vs short, from the group sums of the chunk."""
+    n_s, n_e, n_l = sizes
+    S1, Q = s.group_sums, s.group_sq
+    for g, name, ng in ((SHORT, "short", n_s), (EQUAL, "equal", n_e), (LONG, "long", n_l)):
+        if ng:
+            put(f"split_mean_{name}", j0, S1[g] / ng + mean)
+    if n_s > 1 and n_l > 1:
+        var_s = (Q[SHORT] - S1[SHORT] ** 2 / n_s) / (n_s - 1)
+        var_l = (Q[LONG] - S1[LONG] ** 2 / n_l) / (n_l - 1)
+        put("split_cohens_d", j0, core.cohens_d(S1[LONG] / n_l, var_l, n_l, S1[SHORT] / n_s, var_s, n_s))
+
+
+def _rank_columns(put, j0, V, order, srt, const, pp, sizes) -> None:
+    n_s, n_e, n_l = sizes
+    is_s = order < n_s
+    is_l = order >= n_s + n_e
+    rs = core.rank_statistics(srt, pp["ry2"][order], is_s, is_l)
+    Srr = rs["Srr"]
+    Srr[const] = 0.0
+    rho = core._r_from_centered_pairs(rs["num"], Srr, pp["Sry"])
+    put("spearman_r", j0, rho)
+    put("spearman_p_naive", j0, core.t_pvalue(rho, V.shape[1] - 2))
+    put_medians(put, j0, V, sizes)
+    if n_s and n_l:
+        _, p_mw, delta = core.mann_whitney_from_ranks(rs["rank_sum_l"], n_l, n_s, rs["tie_sl"])
+        delta[const] = np.nan
+        put("split_p_naive", j0, np.where(const, np.nan, p_mw))
+        put("split_cliffs_delta", j0, delta)
 
 
 def put_medians(put, j0: int, V: np.ndarray, sizes) -> None:
@@ -418,62 +360,89 @@ def put_medians(put, j0: int, V: np.ndarray, sizes) -> None:
     a = 0
     for name, ng in zip(("short", "equal", "long"), sizes):
         if ng:
-            sg = np.sort(V[:, a : a + ng], axis=1, kind="stable")
+            sg = np.sort(V[:, a: a + ng], axis=1, kind="stable")
             mid = core.sorted_values(sg[:, [(ng - 1) // 2, ng // 2]])
             put(f"split_median_{name}", j0, 0.5 * (mid[:, 0] + mid[:, 1]))
         a += ng
 
 
-def _scatter(k: int, idx: np.ndarray, vals: np.ndarray) -> np.ndarray:
-    out = np.full(k, np.nan)
-    out[idx] = vals
-    return out
+def jitter(values: np.ndarray, f16: bool, rng: np.random.Generator) -> np.ndarray:
+    """Values spread uniformly within +-1/2 of their storage step (float16 or float32 ulp): ties that storage
+    created are broken the way an unrounded value would be, so a shape test sees no spurious spikes."""
+    dt = np.float16 if f16 else np.float32
+    step = np.spacing(np.abs(values).astype(dt)).astype(np.float64)
+    return values + (rng.random(values.shape) - 0.5) * step
 
 
-def _pooled_split(X: np.ndarray, cov: Covariates, token_score: np.ndarray, n_bins: int = 80) -> dict:
-    """Median split pooled over neurons.
+def _dip_columns(put, j0, k, A, rows, f16, rng, n_s) -> None:
+    dv, dp, ds, dsp = (np.full(k, np.nan) for _ in range(4))
+    if len(rows):
+        J = jitter(A[rows], f16, rng)
+        dv[rows], dp[rows] = core.dip_rows(np.sort(J, axis=1))
+        if n_s > 3:  # the study's "short tokens show two peaks" (the short group: working positions [0, n_s))
+            ds[rows], dsp[rows] = core.dip_rows(np.sort(J[:, :n_s], axis=1))
+    put("dip", j0, dv)
+    put("dip_p", j0, dp)
+    put("dip_short", j0, ds)
+    put("dip_short_p", j0, dsp)
 
-    - Values pooled over all (token, neuron) pairs, as the study's histograms: means, medians, Cohen's d
-      (long - short) and histograms on common edges.
-    - The test uses tokens as units: each token's mean z-scored activation over neurons (token score);
-      Mann-Whitney and Cliff's delta long vs short on it, and a sequence-level Wilcoxon signed-rank test
-      of (mean long - mean short) per sequence, which respects the dependence of tokens in a sequence.
-    """
+
+def _pooled_split(X: np.ndarray, d: Design, ts_cells: np.ndarray, n_bins: int = 80) -> dict:
+    """Median split pooled over neurons (the study's histograms) and its dependence-aware test.
+
+    - Values pooled over all (token, neuron) pairs: means, medians, Cohen's d (long - short) and histograms
+      on common edges (descriptive, as the study's figure).
+    - The test uses each token's mean z-scored activation over neurons (token score): the difference of its
+      mean between long and short tokens, against (a) the type-level permutation null of that difference
+      (length permuted among types within frequency strata) and (b) a one-sided t-test over sequences of
+      the within-sequence difference; p = the larger of the two, one-sided in the claimed direction
+      (long tokens lower)."""
+    from scipy import stats as sps
+
     out: dict = {}
+    inv = np.empty(d.n, dtype=np.int64)
+    inv[d.order] = np.arange(d.n)
+    group_rows = d.group[inv]
     vals = {}
     for g, name in ((SHORT, "short"), (EQUAL, "equal"), (LONG, "long")):
-        v = np.asarray(X[cov.group == g], dtype=np.float32).ravel()
+        v = np.asarray(X[group_rows == g], dtype=np.float32).ravel()
         vals[name] = v
         out[f"pooled_mean_{name}"] = float(v.mean(dtype=np.float64)) if v.size else np.nan
         out[f"pooled_median_{name}"] = float(np.median(v)) if v.size else np.nan
     vS, vL = vals["short"], vals["long"]
     if vS.size > 1 and vL.size > 1:
-        out["pooled_cohens_d"] = float(
-            core.cohens_d(vL.mean(dtype=np.float64), vL.var(dtype=np.float64, ddof=1), vL.size,
-                          vS.mean(dtype=np.float64), vS.var(dtype=np.float64, ddof=1), vS.size)
-        )
+        out["pooled_cohens_d"] = float(core.cohens_d(
+            vL.mean(dtype=np.float64), vL.var(dtype=np.float64, ddof=1), vL.size,
+            vS.mean(dtype=np.float64), vS.var(dtype=np.float64, ddof=1), vS.size))
         allv = np.concatenate([vS, vals["equal"], vL])
         lo, hi = np.quantile(allv, [0.005, 0.995])
         edges = np.linspace(lo, hi, n_bins + 1)
         out["histogram"] = {"edges": edges.tolist(), **{k: np.histogram(v, edges)[0].tolist() for k, v in vals.items()}}
         del allv
-    ts, tl = token_score[cov.group == SHORT], token_score[cov.group == LONG]
-    if ts.size and tl.size:
-        mw = sps.mannwhitneyu(tl, ts, method="asymptotic")
-        out["pooled_cliffs_delta"] = float(2 * mw.statistic / (tl.size * ts.size) - 1)
-        out["pooled_p"] = float(mw.pvalue)
-        out["token_score_cohens_d"] = float(
-            core.cohens_d(tl.mean(), tl.var(ddof=1), tl.size, ts.mean(), ts.var(ddof=1), ts.size)
-        )
-        diffs = []
-        for s_ in np.unique(cov.seq):
-            ins = cov.seq == s_
-            a, b = token_score[ins & (cov.group == LONG)], token_score[ins & (cov.group == SHORT)]
-            if a.size and b.size:
-                diffs.append(a.mean() - b.mean())
-        diffs = np.asarray(diffs)
-        out["sequence_n"] = int(diffs.size)
-        out["sequence_mean_diff"] = float(diffs.mean()) if diffs.size else np.nan
-        out["sequence_share_long_lower"] = float((diffs < 0).mean()) if diffs.size else np.nan
-        out["sequence_p"] = float(sps.wilcoxon(diffs).pvalue) if diffs.size >= 2 and np.any(diffs != 0) else np.nan
+    # token score sums per type and per (sequence, group)
+    ts_type = np.bincount(d.cell_type, weights=ts_cells, minlength=d.n_types)
+    diff, diff_perm = split_shift_null(d, ts_type)
+    out["token_score_diff"] = diff
+    if diff_perm.size:
+        out["token_score_diff_null_q025"] = float(np.quantile(diff_perm, 0.025))
+        out["token_score_diff_null_q975"] = float(np.quantile(diff_perm, 0.975))
+        out["p_type"] = float((1 + np.sum(diff_perm <= diff + 1e-15)) / (diff_perm.size + 1))
+        out["null_diff"] = diff_perm.tolist()
+    cell_group = np.where(d.length_t[d.cell_type] < d.median, SHORT,
+                          np.where(d.length_t[d.cell_type] > d.median, LONG, EQUAL))
+    diffs = []
+    for g in range(d.n_seq):
+        sel = d.cell_seq == g
+        lo, hi = sel & (cell_group == SHORT), sel & (cell_group == LONG)
+        nl, nh = d.cell_sizes[lo].sum(), d.cell_sizes[hi].sum()
+        if nl and nh:
+            diffs.append(ts_cells[hi].sum() / nh - ts_cells[lo].sum() / nl)
+    diffs = np.asarray(diffs)
+    out["sequence_n"] = int(diffs.size)
+    out["sequence_mean_diff"] = float(diffs.mean()) if diffs.size else np.nan
+    out["sequence_share_long_lower"] = float((diffs < 0).mean()) if diffs.size else np.nan
+    if diffs.size >= 2 and diffs.std() > 0:
+        out["p_seq"] = float(sps.ttest_1samp(diffs, 0.0, alternative="less").pvalue)
+    if "p_type" in out and "p_seq" in out:
+        out["p"] = max(out["p_type"], out["p_seq"])
     return out

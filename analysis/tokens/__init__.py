@@ -9,8 +9,8 @@
 The DVC stage that wires these to files is analysis/stages/tokens.py.
 """
 
-from analysis.tokens.sample import CorpusTooShortError, count_tokens, document_order, take_windows
+from analysis.tokens.sample import CorpusTooShortError, count_tokens, document_order, draw_samples, take_windows
 from analysis.tokens.table import length_summary, log_frequency, next_lengths, token_length, token_table
 
-__all__ = ["CorpusTooShortError", "count_tokens", "document_order", "take_windows", "length_summary",
+__all__ = ["CorpusTooShortError", "count_tokens", "document_order", "draw_samples", "take_windows", "length_summary",
            "log_frequency", "next_lengths", "token_length", "token_table"]

@@ -5,8 +5,9 @@
     >>> windows.tolist(), n_used                               # documents joined by the separator
     ([[1, 2, 0], [3, 4, 5]], 2)
 
-The sample takes documents in the seeded order until it has n_sequences * seq_len tokens; the documents
-after those form the frequency reference pool, so sample and reference never share a document.
+The sample takes documents in the seeded order until it has n_sequences * seq_len tokens; repeated samples
+(`draw_samples`, one seed each) take further documents, never one an earlier sample used; the documents no
+sample used form the frequency reference pool, so samples and reference never share a document.
 """
 
 from __future__ import annotations
@@ -46,11 +47,12 @@ def document_order(doc_ids: Sequence[str], seed: int, sources: Sequence[str] | N
     return np.asarray(order, dtype=np.int64)
 
 
-def take_windows(encoded: Iterable[Sequence[int]], sep_id: int, n_sequences: int, seq_len: int
-                 ) -> tuple[np.ndarray, int]:
+def take_windows(encoded: Iterable[Sequence[int]], sep_id: int, n_sequences: int, seq_len: int,
+                 max_per_document: int | None = None) -> tuple[np.ndarray, int]:
     """Join documents (token id lists, consumed lazily in order) with `sep_id` between them and cut the
     first n_sequences*seq_len tokens into [n_sequences, seq_len] windows; also return how many documents
-    were used (the last one may be cut)."""
+    were used (the last one may be cut). `max_per_document`: at most that many tokens of each document (its
+    beginning), so that a long document cannot fill the sample."""
     need = int(n_sequences) * int(seq_len)
     if need <= 0:
         raise ValueError("n_sequences and seq_len must be positive")
@@ -59,6 +61,7 @@ def take_windows(encoded: Iterable[Sequence[int]], sep_id: int, n_sequences: int
     for ids in encoded:
         if used:
             stream.append(int(sep_id))  # separator between documents, not before the first
+        ids = ids if max_per_document is None else ids[: int(max_per_document)]
         stream.extend(int(i) for i in ids)
         used += 1
         if len(stream) >= need:
@@ -68,6 +71,29 @@ def take_windows(encoded: Iterable[Sequence[int]], sep_id: int, n_sequences: int
             f"the corpus has only {len(stream)} tokens (with separators) in {used} documents, the sample needs "
             f"{n_sequences} x {seq_len} = {need}: {TOO_SHORT_FIX}")
     return np.asarray(stream[:need], dtype=np.int64).reshape(n_sequences, seq_len), used
+
+
+def draw_samples(doc_ids: Sequence[str], sources: Sequence[str] | None, seeds: Sequence[int],
+                 take) -> tuple[list, list[list[int]], np.ndarray]:
+    """Independent samples with disjoint documents: sample k takes documents in the seeded order of
+    seeds[k], skipping those earlier samples used; `take(order) -> (sample, n_documents_used)`.
+
+    Returns (samples, documents of each sample (indices), the reference pool: documents no sample used, in
+    the order of seeds[0])."""
+    used: set[int] = set()
+    samples, docs_of = [], []
+    for seed in seeds:
+        order = [int(i) for i in document_order(doc_ids, int(seed), sources) if int(i) not in used]
+        if not order:
+            raise CorpusTooShortError(f"no document is left for the sample of seed {seed}: {TOO_SHORT_FIX} "
+                                      "or use fewer tokens.sample_seeds")
+        sample, n_used = take(order)
+        samples.append(sample)
+        docs_of.append(order[:n_used])
+        used.update(order[:n_used])
+    first = document_order(doc_ids, int(seeds[0]), sources)
+    reference = np.asarray([i for i in first if int(i) not in used], dtype=np.int64)
+    return samples, docs_of, reference
 
 
 def count_tokens(encoded: Iterable[Sequence[int]], vocab_size: int, max_tokens: int | None = None
