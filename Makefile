@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup demo paper repro data render test test-fast lock clean-results help
+.PHONY: setup demo paper repro data render render-if-quarto test test-fast lock clean-results help
 
 help:
 	@echo "make demo    offline configuration end to end (registry assets only): results/, report assets, paper"
@@ -28,11 +28,11 @@ $(STAMP): requirements.lock pyproject.toml
 
 demo: setup
 	$(BIN)/python -m analysis.config offline
-	$(MAKE) --no-print-directory repro render
+	$(MAKE) --no-print-directory repro render-if-quarto
 
 paper: setup
 	$(BIN)/python -m analysis.config paper
-	$(MAKE) --no-print-directory repro render
+	$(MAKE) --no-print-directory repro render-if-quarto
 
 # Raw inputs: fetched from the registries / the hub (deterministic), then tracked by data.dvc.
 data: setup
@@ -44,9 +44,17 @@ repro: data
 	$(BIN)/dvc repro
 	$(BIN)/dvc status
 
+# The paper: a project render (re-reads the pre-render provenance), with Typst's own timestamp set from the
+# checkout's commit date, so that two renders of one checkout give the same bytes. Fails without Quarto;
+# `make demo` / `make paper` render only when Quarto is on PATH and say so when it is not.
+QUARTO_HINT := Install Quarto >= 1.5 from https://quarto.org (no TeX needed), then run: make render
 render:
-	@if command -v quarto >/dev/null 2>&1; then quarto render report/; \
-	else echo "quarto not found on PATH: skipped rendering. Install Quarto >= 1.5 from https://quarto.org, then run: quarto render report/"; fi
+	@command -v quarto >/dev/null 2>&1 || { echo "error: quarto not found on PATH. $(QUARTO_HINT)" >&2; exit 1; }
+	SOURCE_DATE_EPOCH=$$($(PYTHON) analysis/provenance.py --epoch) quarto render report/
+
+render-if-quarto:
+	@if command -v quarto >/dev/null 2>&1; then $(MAKE) --no-print-directory render; \
+	else echo "quarto not found on PATH: skipped rendering the paper. $(QUARTO_HINT)"; fi
 
 test: setup
 	$(BIN)/python -m pytest -q

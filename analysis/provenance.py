@@ -30,14 +30,15 @@ API (every function takes the project root; defaults to this checkout):
         everything above under one mapping, for the moment of rendering: call it when the paper is
         rendered (Quarto pre-render), never inside a cached stage.
 
-CLI (a Quarto pre-render script; writes a metadata file read with {{< meta render.describe >}} etc.):
+CLI (a Quarto pre-render script; writes a metadata file read with {{< meta checkout.describe >}} etc.):
 
     python analysis/provenance.py                          # print render_provenance() as JSON
     python analysis/provenance.py --write report/_provenance.yml
+    python analysis/provenance.py --epoch                  # the commit time, for SOURCE_DATE_EPOCH
 
-The written file has one top-level key, `render`, whose leaves are strings (Quarto's `meta` shortcode prints
-strings). JSON is valid YAML, so the file is JSON with sorted keys: byte-identical for the same checkout,
-data and environment.
+The written file has two top-level keys: `checkout`, whose leaves are strings (Quarto's `meta` shortcode
+prints strings), and `date`, the commit date of the checkout (the paper's date). JSON is valid YAML, so the
+file is JSON with sorted keys: byte-identical for the same checkout, data and environment.
 """
 
 from __future__ import annotations
@@ -191,10 +192,13 @@ def render_provenance(root: str | Path = ROOT) -> dict[str, Any]:
 
 
 def quarto_metadata(prov: dict[str, Any]) -> dict[str, Any]:
-    """Flatten render_provenance() into string leaves under `render` for {{< meta render.<key> >}}."""
+    """Flatten render_provenance() into string leaves under `checkout` for {{< meta checkout.<key> >}}, plus
+    the document `date`: the commit date of the checkout (the data version), so that every render of one
+    checkout shows the same date. (`render` would be the natural key, but Quarto reserves it: a metadata
+    file's `render:` block never reaches the `meta` shortcode.)"""
     d, g, e = prov["data"], prov["git"], prov["environment"]
     version = g["tag"] or (g["describe"] or "untagged")
-    return {"render": {
+    out = {"checkout": {
         "data_tag": g["tag"] or "none (untagged checkout)",
         "describe": g["describe"] or "not a git checkout",
         "data_version_label": version,
@@ -207,6 +211,15 @@ def quarto_metadata(prov: dict[str, Any]) -> dict[str, Any]:
         "packages": ", ".join(f"{k} {v}" for k, v in e["packages"].items() if v != "not installed") or "—",
         "platform": f"{e['platform']['system']} {e['platform']['machine']}, {e['cpu_count']} CPUs",
     }}
+    if g["commit_date"]:
+        out["date"] = g["commit_date"][:10]
+    return out
+
+
+def source_date_epoch(root: str | Path = ROOT) -> str:
+    """Seconds since the epoch of the checkout's commit (for SOURCE_DATE_EPOCH: Typst's own timestamp)."""
+    rc, out = _git(Path(root), "show", "-s", "--format=%ct", "HEAD")
+    return out if rc == 0 and out.isdigit() else "0"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -214,9 +227,13 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--root", default=None, help="project root (default: the checkout holding this file)")
-    ap.add_argument("--write", metavar="PATH", help="write Quarto metadata ({render: {...}}) to PATH")
+    ap.add_argument("--write", metavar="PATH", help="write Quarto metadata ({checkout: {...}, date}) to PATH")
+    ap.add_argument("--epoch", action="store_true", help="print the commit time for SOURCE_DATE_EPOCH and exit")
     args = ap.parse_args(argv)
     root = Path(args.root) if args.root else ROOT
+    if args.epoch:
+        print(source_date_epoch(root))
+        return 0
     prov = render_provenance(root)
     if args.write:
         out = Path(args.write)
@@ -227,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
             tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
             tmp.write_text(text, encoding="utf-8")
             os.replace(tmp, out)
-        print(f"provenance: {quarto_metadata(prov)['render']['data_version_label']} -> {out}")
+        print(f"provenance: {quarto_metadata(prov)['checkout']['data_version_label']} -> {out}")
     else:
         json.dump(prov, sys.stdout, indent=2, sort_keys=True)
         print()

@@ -18,7 +18,8 @@ from matplotlib.figure import Figure
 
 from analysis.figures import plots
 from analysis.figures.i18n import LANGS, STRINGS, tr
-from analysis.stages.assets import FIGURES, build
+from analysis.figures.make import FIGURES
+from analysis.stages.assets import build
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -70,13 +71,20 @@ def test_translations_are_complete():
 def test_plot_functions_are_pure_and_return_figures():
     rng = np.random.default_rng(0)
     df = pd.DataFrame({"block": np.repeat([0, 1, 2], 50), "neuron": np.tile(np.arange(50), 3),
-                       "rel_depth": np.repeat([0, 0.5, 1], 50), "pearson_r": rng.normal(0, 0.1, 150),
-                       "partial_r_length": rng.normal(0, 0.1, 150), "r_next_length": rng.normal(0, 0.05, 150),
+                       "rel_depth": np.repeat([0, 0.5, 1], 50), "r_within": rng.normal(0, 0.1, 150),
+                       "partial_r_length": rng.normal(0, 0.1, 150), "partial_r_next": rng.normal(0, 0.05, 150),
                        "n": 500})
+    bl = pd.DataFrame({"block": [0, 1, 2], "rel_depth": [0, 0.5, 1], "r_within_median": [0.1, -0.02, 0.0],
+                       "r_within.ms": [0.02, 0.01, 0.005], "r_within.null_ms": [0.002] * 3,
+                       "partial_r_next.ms": [0.001, 0.002, 0.004], "partial_r_next.null_ms": [0.001] * 3,
+                       "r_within_share_negative": [0.3, 0.6, 0.5], "partial_r_length_median": [0.05, -0.01, 0.0],
+                       "r_within.med.q025": [-0.01] * 3, "r_within.med.q975": [0.01] * 3,
+                       "r_within.neg.q025": [0.45] * 3, "r_within.neg.q975": [0.55] * 3})
     for lang in LANGS:
         for fig in (plots.r_density_lines({"m": df}, {"m": "M"}, lang), plots.r_heatmap({"m": df}, {"m": "M"}, lang),
                     plots.raw_vs_partial({"m": df}, {"m": "M"}, lang),
-                    plots.depth_compare({"m": df}, {"m": "M"}, {"m": "#0072B2"}, lang)):
+                    plots.depth_compare({"m": bl}, {"m": "M"}, {"m": "#0072B2"}, lang),
+                    plots.stability_bands({"m": [bl, bl]}, {"m": "M"}, {"m": "#0072B2"}, lang)):
             assert isinstance(fig, Figure)
             assert fig.get_size_inches()[0] <= 7.01  # fits the text width
 
@@ -95,14 +103,15 @@ def test_stage_is_deterministic(assets_offline, tmp_path):
     out = tmp_path / "again"
     build(assets_offline["params"], root / "results", root / "summary", out, Path(__file__).resolve().parent.parent)
     first = assets_offline["gen"]
-    for rel in ["metadata.yml", "tables/en/claims.md", "tables/vi/provenance.md", "figures/en/r_heatmap.svg",
+    for rel in ["metadata.yml", "tables/en/claims.md", "tables/en/verdicts.md", "tables/vi/provenance.md",
+                "figures/en/r_heatmap.svg", "figures/en/stability_bands.svg",
                 "figures/vi/split_histograms.svg", "figures/en/token_lengths.png"]:
         assert (first / rel).read_bytes() == (out / rel).read_bytes(), f"{rel} differs between two runs"
 
 
-def test_p_values_in_statistics_print_as_p_values():
-    from analysis.stages.assets import fnum
+def test_numbers_print_one_way():
+    from analysis.manuscript.format import fint, fp, fpct, fr
 
-    text = fnum({"pooled_p": 1e-212, "sequence_p": 0.013, "median_r": -0.0156, "n": 12})
-    assert "pooled_p = < 0.001" in text and "sequence_p = 0.013" in text
-    assert "median_r = −0.016" in text or "median_r = -0.016" in text
+    assert fp(1e-212) == "< 0.001" and fp(0.013) == "0.013"
+    assert fr(-0.0156) == "−0.016" and fr(-0.0001) == "0.000" and fpct(0.5417) == "54.2%"
+    assert fint(12345) == "12\u2009345" and fr(float("nan")) == "—"

@@ -85,7 +85,8 @@ def test_documents_exist_and_are_in_the_render_list():
 def test_every_reference_resolves_in_both_configurations(docs, assets_any):
     from analysis.provenance import quarto_metadata, render_provenance
 
-    # `render.*` keys come from the pre-render provenance file (_quarto.yml), the rest from the assets stage.
+    # `checkout.*` keys come from the pre-render provenance file (_quarto.yml), the rest from the assets stage:
+    # exactly the names Quarto will see (the two metadata files merged at the top level).
     gen = assets_any["gen"]
     meta = {**assets_any["meta"], **quarto_metadata(render_provenance(ROOT))}
     for lang, text in docs.items():
@@ -174,14 +175,100 @@ def test_generated_sentences_follow_the_configuration(assets_offline, assets_pap
     assert "random weights" in off["control_en"] and "ngẫu nhiên" in off["control_vi"]
 
 
-def test_claims_table_lists_every_claim_and_model(assets_any):
+def test_verdict_matrix_lists_every_claim_and_model(assets_any):
+    models = assets_any["params"]["config"]["models"]
+    for lang in ("en", "vi"):
+        table = (assets_any["gen"] / "tables" / lang / "verdicts.md").read_text(encoding="utf-8")
+        lines = table.strip().splitlines()
+        assert len(lines) == 2 + 8 and all(f"| C{i} |" in table for i in range(1, 9))
+        assert all(line.count("|") == 3 + len(models) for line in lines)  # claim, statement, one column per model
+    vi = (assets_any["gen"] / "tables" / "vi" / "verdicts.md").read_text(encoding="utf-8")
+    assert "được ủng hộ" in vi or "không được ủng hộ" in vi
+
+
+def test_claims_detail_reads_as_values_not_dumps(assets_any):
     for lang in ("en", "vi"):
         table = (assets_any["gen"] / "tables" / lang / "claims.md").read_text(encoding="utf-8")
-        for cid in [f"C{i}" for i in range(1, 9)]:
-            assert f"| {cid} |" in table
-        assert table.count("\n") == 2 + 8 * len(assets_any["params"]["config"]["models"])
-    assert "được ủng hộ" in (assets_any["gen"] / "tables" / "vi" / "claims.md").read_text(encoding="utf-8") or \
-        "không" in (assets_any["gen"] / "tables" / "vi" / "claims.md").read_text(encoding="utf-8")
+        assert "=" not in table and "{" not in table and ";" not in table  # no `key = value; ...` dumps
+        assert "≤" in table or "≥" in table   # every component shows the chance bound it had to pass
+
+
+# Top-level option names of Quarto documents and projects (https://quarto.org/docs/reference/: projects,
+# formats html and typst, crossref, citations, metadata): a metadata file must not use any of them for its
+# own data, or Quarto reads it as an option (a `render:` block never reaches the `meta` shortcode).
+QUARTO_RESERVED = set("""
+render format execute project lang language title subtitle date date-format date-modified author authors
+abstract abstract-title doi order brand theme css toc toc-depth toc-title toc-location toc-expand number-sections
+number-depth number-offset shift-heading-level-by bibliography csl citation citeproc cite-method crossref
+filters metadata-files metadata params engine jupyter knitr editor keep-md keep-typ keep-ipynb output-file
+output-ext output-dir papersize margin fontsize mainfont sansfont monofont font-paths columns section-numbering
+page-numbering template template-partials link-citations link-bibliography reference-location notes
+appendix-style license copyright funding keywords subject description category categories image comments
+resources website book manuscript profile pdf-engine pdf-engine-opt header-includes include-in-header
+include-before-body include-after-body quarto-required variables vars listing search sidebar navbar freeze
+cache echo eval warning error include output code-fold code-tools mermaid lightbox grid page-layout
+title-block-style title-block-banner anchor-sections smooth-scroll tabsets html-math-method self-contained
+embed-resources standalone institute affiliation affiliations other-links code-links google-scholar draft
+format-links from to writer reader wrap dpi fig-width fig-height fig-format fig-dpi fig-align fig-cap-location
+tbl-cap-location tbl-colwidths df-print toc-title-document lot lof number citations-hover footnotes-hover
+""".split())
+
+
+def test_no_generated_top_level_key_is_a_quarto_option(assets_any):
+    from analysis.provenance import quarto_metadata, render_provenance
+
+    prov = quarto_metadata(render_provenance(ROOT))
+    assert set(assets_any["meta"]) & QUARTO_RESERVED == set(), set(assets_any["meta"]) & QUARTO_RESERVED
+    assert set(prov) - {"date"} & QUARTO_RESERVED == set()
+    assert "render" in QUARTO_RESERVED and "params" in QUARTO_RESERVED  # the list holds the names that bit us
+
+
+def test_paper_date_is_the_commit_date_not_today(docs):
+    import subprocess as sp_
+
+    from analysis.provenance import quarto_metadata, render_provenance
+
+    for lang, text in docs.items():
+        fm, _ = split_front_matter(text)
+        assert "date" not in fm, f"{lang}: the date must come from the data version (report/_provenance.yml)"
+    date = quarto_metadata(render_provenance(ROOT)).get("date")
+    commit_date = sp_.run(["git", "show", "-s", "--format=%cI", "HEAD"], cwd=ROOT, capture_output=True,
+                          text=True).stdout.strip()[:10]
+    assert date == commit_date and re.fullmatch(r"\d{4}-\d{2}-\d{2}", date)
+
+
+def test_one_references_heading_per_format(docs):
+    """Typst writes its own bibliography heading: ours is shown in HTML only."""
+    for lang, text in docs.items():
+        _, body = split_front_matter(text)
+        heads = re.findall(r"^## (?:References|Tài liệu tham khảo).*$", body, flags=re.M)
+        assert len(heads) == 1
+        block = re.search(r'::: \{\.content-visible when-format="html"\}\n## (References|Tài liệu tham khảo)', body)
+        assert block, f"{lang}: the references heading must be inside an HTML-only block"
+
+
+def test_html_links_to_the_pdf_by_name(docs):
+    for lang, text in docs.items():
+        fm, body = split_front_matter(text)
+        assert fm["format"]["html"]["format-links"] is False   # no automatic "Typst" link
+        assert f"](paper-{lang}.pdf)" in body and "PDF" in body
+
+
+def test_table_cells_fit_a_printed_page(assets_any):
+    from analysis.manuscript.tables import MAX_CELL
+
+    for lang in ("en", "vi"):
+        for path in sorted((assets_any["gen"] / "tables" / lang).glob("*.md")):
+            for line in path.read_text(encoding="utf-8").splitlines():
+                cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
+                for c in cells:
+                    assert len(c) <= MAX_CELL, f"{path.name}: cell of {len(c)} characters: {c!r}"
+
+
+def test_typst_tables_break_across_pages_and_are_not_justified():
+    cfg = yaml.safe_load((ROOT / "_quarto.yml").read_text(encoding="utf-8"))
+    header = cfg["format"]["typst"]["include-in-header"]["text"]
+    assert "set par(justify: false)" in header and "breakable: true" in header
 
 
 @pytest.mark.quarto
@@ -196,6 +283,8 @@ def test_quarto_renders_both_languages(assets_offline, tmp_path):
     for f in ("paper-en.qmd", "paper-vi.qmd", "references.bib"):
         shutil.copy(REPORT / f, proj / "report" / f)
     shutil.copytree(assets_offline["gen"], proj / "report" / "_generated")
+    (proj / "analysis").mkdir()
+    shutil.copy(ROOT / "analysis" / "provenance.py", proj / "analysis" / "provenance.py")  # the pre-render script
     res = subprocess.run(["quarto", "render", "report/"], cwd=proj, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     out = proj / "_output"
@@ -205,10 +294,14 @@ def test_quarto_renders_both_languages(assets_offline, tmp_path):
         assert html and pdf, f"{lang}: outputs missing under {out}: {sorted(p.name for p in out.rglob('*'))}"
         page = html[0].read_text(encoding="utf-8")
         assert "split_histograms.svg" in page and "r_heatmap.svg" in page
-        assert 'id="tbl-claims"' in page and "C8" in page
+        assert 'id="tbl-verdicts"' in page and "C8" in page
         assert "?meta:" not in page, "an unresolved meta key was rendered"
         assert pdf[0].stat().st_size > 20_000
     assert "Hình" in list(out.rglob("paper-vi.html"))[0].read_text(encoding="utf-8")
+    first = {p.name: p.read_bytes() for p in out.rglob("*.html")}
+    res = subprocess.run(["quarto", "render", "report/"], cwd=proj, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0
+    assert {p.name: p.read_bytes() for p in out.rglob("*.html")} == first, "a second render changed the HTML"
 
 
 def test_reference_corpus_is_described_in_words_not_as_a_dict(assets_any):

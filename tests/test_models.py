@@ -215,7 +215,8 @@ def test_interrupted_extraction_leaves_no_finished_looking_output(tmp_path, monk
     with pytest.raises(KeyboardInterrupt):
         stage.run("m", params, root=tmp_path, progress=False)
     leftovers = sorted(p.name for p in (tmp_path / "results" / "m").iterdir())
-    assert leftovers == ["tokens.parquet"]  # neither the stale directory nor a partial one
+    assert leftovers == ["activations", "tokens.parquet"]  # no partial directory, and nothing lost:
+    assert (stale / "block_00.npy").read_bytes() == b"from an older run"  # the previous output is untouched
 
     calls.clear()
     calls.append("skip")  # the next run is not interrupted (the hook now fires on calls 2.. without raising at 2)

@@ -113,7 +113,7 @@ def write_tiny_params(project: Path) -> None:
     params["extract"].update(batch_size=2, device="cpu")
     if "stats" in params:
         params["stats"].update(split_block=1, split_block_base=0, chunk_neurons=64, dip_neurons=16)
-        params["stats"]["nulls"].update(n_permutations=20, n_neurons=16)
+        params["stats"]["nulls"].update(n_permutations=20, widen_neurons=16)
     if "assets" in params:
         params["assets"].update(figure_formats=["svg"], dpi=72)
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True),
@@ -147,6 +147,8 @@ def test_release_clone_at_tag_pull_is_clean_and_byte_identical(tmp_path):
     env = env_for(project)
     write_tiny_params(project)
     write_tiny_corpus(project)
+    # the tiny configuration's models in dvc.yaml's generated block (what `make demo` does for offline)
+    sh([sys.executable, "-m", "analysis.config", "sync"], project, env)
 
     sh(["git", "init", "-q", "-b", "main"], project, env)
     dvc("add", "-q", "data", cwd=project, env=env)      # as `make data` does: data.dvc tracks data/
@@ -297,7 +299,10 @@ def test_provenance_cli_writes_quarto_metadata(tmp_path):
     script = ROOT / "analysis" / "provenance.py"
     sh([sys.executable, str(script), "--root", str(tmp_path), "--write", str(out)], tmp_path, env)
     first = out.read_bytes()
-    meta = yaml.safe_load(first)["render"]
+    doc = yaml.safe_load(first)
+    meta = doc["checkout"]
+    assert "render" not in doc                  # reserved by Quarto: never reaches {{< meta >}}
+    assert doc["date"] == meta["commit_date"][:10]   # the paper is dated by its commit, not the clock
     assert meta["data_tag"] == "data-demo-v1" and meta["dirty"] == "no"
     assert meta["data_md5"] == "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee.dir"
     assert all(isinstance(v, str) for v in meta.values())

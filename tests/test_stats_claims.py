@@ -80,7 +80,8 @@ def test_c5_and_c6():
 def test_c8():
     tuned = joint(**{"r_within.sig": (0.6, 0.05, 0.01), "partial_r_freq.sig": (0.4, 0.05, 0.01)})
     base = {"r_length_logfreq": -0.6}
-    F = lambda att: {"attenuation": att, "attenuation_spline": att, "n_length_tuned": 100,  # noqa: E731
+    F = lambda att: {"relative_attenuation": att, "attenuation": att * 0.8, "attenuation_spline": att,  # noqa: E731
+                     "attenuation_length_only": 0.8, "n_length_tuned": 100,
                      "unique_length_share": 0.3, "shared_share": 0.7, "share_length_tuned": 0.6}
     assert C.c8_frequency(base, tuned, F(0.3), TH["C8"])["verdict"] == "supported"
     assert C.c8_frequency(base, tuned, F(0.65), TH["C8"])["verdict"] == "mixed"

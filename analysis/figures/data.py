@@ -20,23 +20,25 @@ import pandas as pd
 
 
 class C:
-    """Columns of results/<model>/neurons.parquet."""
+    """Columns of results/<model>/neurons.parquet. `r` is the within-sequence correlation with length (what
+    the verdicts test); `r_pooled` the study's pooled Pearson r."""
     block = "block"
     neuron = "neuron"
     rel_depth = "rel_depth"
     n = "n"
-    r = "pearson_r"
-    q = "pearson_q"
+    r = "r_within"
+    q = "r_within_q"
+    r_pooled = "pearson_r"
     spearman = "spearman_r"
     r_freq = "r_freq"
     partial_r = "partial_r_length"
-    partial_q = "partial_q_length"
+    partial_q = "partial_r_length_q"
+    partial_spline = "partial_r_length_spline"
     partial_freq_r = "partial_r_freq"
-    partial_freq_q = "partial_q_freq"
-    r_next = "r_next_length"
+    partial_freq_q = "partial_r_freq_q"
+    r_next = "partial_r_next"
     d = "split_cohens_d"
     cliff = "split_cliffs_delta"
-    split_q = "split_q"
     dip = "dip"
     dip_p = "dip_p"
     bc = "bimodality_coefficient"
@@ -48,23 +50,29 @@ class B:
     rel_depth = "rel_depth"
     n_neurons = "n_neurons"
     n_valid = "n_valid"
-    r_mean = "r_mean"
-    r_median = "r_median"
-    r_sd = "r_sd"
-    r_iqr = "r_iqr"
-    share_negative = "share_negative"
-    share_significant = "share_significant"
-    partial_median = "partial_r_median"
-    partial_sd = "partial_r_sd"
-    partial_share_negative = "partial_share_negative"
-    partial_share_significant = "partial_share_significant"
-    partial_freq_share_significant = "partial_freq_share_significant"
-    r_next_abs_mean = "r_next_abs_mean"
-    r_abs_mean = "r_abs_mean"
+    r_mean = "r_within_mean"
+    r_median = "r_within_median"
+    r_sd = "r_within_sd"
+    r_iqr = "r_within_iqr"
+    r_abs_mean = "r_within_abs_mean"
+    share_negative = "r_within_share_negative"
+    share_significant = "r_within_share_significant"
+    pooled_median = "r_median"
+    pooled_share_negative = "share_negative"
+    partial_median = "partial_r_length_median"
+    partial_sd = "partial_r_length_sd"
+    partial_share_negative = "partial_r_length_share_negative"
+    partial_share_significant = "partial_r_length_share_significant"
+    partial_freq_share_significant = "partial_r_freq_share_significant"
+    r_next_median = "partial_r_next_median"
+    r_next_abs_mean = "partial_r_next_abs_mean"
     share_multimodal = "share_multimodal"
-    null_sd_analytic = "null_sd_analytic"
-    null_sd_permutation = "null_sd_permutation"
+    share_multimodal_short = "share_multimodal_short"
     split_d_mean = "split_d_mean"
+    # the tested summaries and their nulls: "<stat>.<neg|med|ms|sig>[.q025|.q975]", "<stat>.null_ms"
+    @staticmethod
+    def null(stat: str, key: str, q: str | None = None) -> str:
+        return f"{stat}.{key}" + (f".{q}" if q else "")
 
 
 class T:
@@ -93,6 +101,11 @@ class ModelResults:
     claims: dict[str, Any] = field(default_factory=dict)
     tokens_meta: dict[str, Any] = field(default_factory=dict)
     acts: np.ndarray | None = None
+    replicates: list[dict[str, Any]] = field(default_factory=list)   # {id, sample, blocks, claims}
+
+    def sample_blocks(self) -> list[pd.DataFrame]:
+        """Block tables of every sample, the headline first (the stability bands)."""
+        return [self.blocks] + [r["blocks"] for r in self.replicates if r["id"].startswith("sample")]
 
     @property
     def weights(self) -> str:
@@ -151,6 +164,11 @@ def load_model(results: str | Path, name: str, spec: dict[str, Any], summary_dir
         claims=read_claims(results, summary_dir, name),
         tokens_meta=tokens_meta,
     )
+    rep = d / "replicates"
+    if (rep / "index.json").exists():
+        for r in _read_json(rep / "index.json")["replicates"]:
+            mr.replicates.append({**r, "blocks": pd.read_csv(rep / r["id"] / "blocks.csv").sort_values(B.block)
+                                  .reset_index(drop=True), "claims": _read_json(rep / r["id"] / "claims.json")})
     if with_activations:
         path = d / "activations" / f"block_{mr.split_block:02d}.npy"
         mr.acts = np.load(path, mmap_mode="r")

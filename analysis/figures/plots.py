@@ -124,17 +124,17 @@ def split_histograms(acts: np.ndarray, groups: np.ndarray, example_neurons: Sequ
 
 
 @style.styled
-def r_at_block(r: Mapping[str, np.ndarray], n_tokens: int, labels: Mapping[str, str], colors: Mapping[str, str],
+def r_at_block(r: Mapping[str, np.ndarray], chance_sd: float, labels: Mapping[str, str], colors: Mapping[str, str],
                lang: str, title: str):
-    """Distribution of r over the neurons of one block per model, against the chance band ±1.96/√(n−1)."""
+    """Distribution of r over the neurons of one block per model, against the chance band ±1.96 x the SD of
+    r under the calibrated null (type-level permutation, widened; the first model's block)."""
     fig, ax = style.subplots(width="column", aspect=0.62)
     edges = _r_edges([pd.DataFrame({C.r: v}) for v in r.values()], n_bins=70)
-    band = Z_CHANCE / math.sqrt(max(n_tokens - 1, 1))
+    band = Z_CHANCE * chance_sd
     ax.axvspan(-band, band, color=style.NULL_COLOR, alpha=0.45, lw=0, label=tr(lang, "null_band"))
     xs = np.linspace(edges[0], edges[-1], 400)
-    sd0 = 1 / math.sqrt(max(n_tokens - 1, 1))
-    ax.plot(xs, np.exp(-0.5 * (xs / sd0) ** 2) / (sd0 * math.sqrt(2 * math.pi)), color="k", lw=0.7, ls=":",
-            label=tr(lang, "null_normal"))
+    ax.plot(xs, np.exp(-0.5 * (xs / chance_sd) ** 2) / (chance_sd * math.sqrt(2 * math.pi)), color="k", lw=0.7,
+            ls=":", label=tr(lang, "null_normal"))
     for name, v in r.items():
         ax.hist(np.asarray(v)[np.isfinite(v)], bins=edges, density=True, histtype="step", lw=1.3,
                 color=colors[name], label=labels[name])
@@ -242,20 +242,24 @@ def length_vs_logfreq(tokens: Mapping[str, pd.DataFrame], r_values: Mapping[str,
     return fig
 
 
+def rms_excess(blocks: pd.DataFrame, stat: str) -> np.ndarray:
+    """Per block, sqrt(max(mean square - null mean square, 0)): the spread of a statistic beyond chance."""
+    ms, null = blocks[f"{stat}.ms"].to_numpy(float), blocks[f"{stat}.null_ms"].to_numpy(float)
+    return np.sqrt(np.maximum(ms - null, 0.0))
+
+
 @style.styled
-def depth_compare(neurons: Mapping[str, pd.DataFrame], labels: Mapping[str, str], colors: Mapping[str, str],
+def depth_compare(blocks: Mapping[str, pd.DataFrame], labels: Mapping[str, str], colors: Mapping[str, str],
                   lang: str):
-    """Models at matched relative depth: median r, spread (IQR) of r, mean |r| with the next token's length."""
+    """Models at matched relative depth: median r, spread of r beyond chance, next-token partial r beyond chance."""
     fig, axes = style.subplots(1, 3, width="full", aspect=0.30)
     titles = ("center_title", "spread_title", "next_title")
-    ylabels = ("median_r", "iqr_r", "r_next")
-    for name, df in neurons.items():
-        g = df.groupby(C.block)
-        depth = g[C.rel_depth].first()
-        stats = (g[C.r].median(), g[C.r].quantile(0.75) - g[C.r].quantile(0.25), g[C.r_next].apply(lambda s: s.abs().mean()))
+    ylabels = ("median_r", "rms_excess", "rms_excess_next")
+    for name, bl in blocks.items():
         ls = "--" if colors[name] == style.CONTROL_COLOR else "-"
-        for ax, s in zip(axes, stats):
-            ax.plot(depth, s.values, color=colors[name], ls=ls, marker="o", ms=2.5, label=labels[name])
+        stats = (bl[B.r_median].to_numpy(float), rms_excess(bl, "r_within"), rms_excess(bl, "partial_r_next"))
+        for ax, v in zip(axes, stats):
+            ax.plot(bl[B.rel_depth], v, color=colors[name], ls=ls, marker="o", ms=2.5, label=labels[name])
     for i, (ax, t, yl) in enumerate(zip(axes, titles, ylabels)):
         ax.set_title(tr(lang, t))
         ax.set_xlabel(tr(lang, "rel_depth"))
@@ -263,6 +267,41 @@ def depth_compare(neurons: Mapping[str, pd.DataFrame], labels: Mapping[str, str]
         style.panel_label(ax, "abc"[i])
     axes[0].axhline(0, color="k", lw=0.5)
     style.figure_legend(fig, list(axes[:1]), ncol=4)
+    return fig
+
+
+@style.styled
+def stability_bands(samples: Mapping[str, Sequence[pd.DataFrame]], labels: Mapping[str, str],
+                    colors: Mapping[str, str], lang: str):
+    """Per-block summaries of the headline sample (line), their range over the repeated samples (band) and
+    the headline's calibrated chance range (grey): median r, share of negative r, spread beyond chance,
+    median partial r (frequency controlled)."""
+    fig, axes = _grid(4, width="full", aspect_per_row=0.30, max_cols=2)
+    panels = (("r_within.med", B.r_median, "median_r", "center_title"),
+              ("r_within.neg", B.share_negative, "share_negative", "negative_title"),
+              (None, "rms", "rms_excess", "spread_title"),
+              ("partial_r_length.med", B.partial_median, "median_partial", "partial_title"))
+    for name, frames in samples.items():
+        head = frames[0]
+        depth = head[B.rel_depth].to_numpy(float)
+        for ax, (null_col, col, yl, title) in zip(axes, panels):
+            vals = [rms_excess(f, "r_within") if col == "rms" else f[col].to_numpy(float) for f in frames]
+            n = min(len(v) for v in vals)
+            V = np.vstack([v[:n] for v in vals])
+            if len(frames) > 1:
+                ax.fill_between(depth[:n], V.min(axis=0), V.max(axis=0), color=colors[name], alpha=0.22, lw=0)
+            ax.plot(depth[:n], V[0], color=colors[name], marker="o", ms=2, lw=1.1, label=labels[name])
+            if null_col and f"{null_col}.q025" in head:
+                ax.fill_between(depth, head[f"{null_col}.q025"], head[f"{null_col}.q975"], color=style.NULL_COLOR,
+                                alpha=0.35, lw=0)
+            ax.set_title(tr(lang, title))
+            ax.set_ylabel(tr(lang, yl))
+    for i, ax in enumerate(axes):
+        ax.set_xlabel(tr(lang, "rel_depth"))
+        style.panel_label(ax, "abcd"[i])
+    axes[0].fill_between([], [], color=style.NULL_COLOR, alpha=0.35, label=tr(lang, "null_range"))
+    axes[0].fill_between([], [], color="#999999", alpha=0.22, label=tr(lang, "sample_range"))
+    style.figure_legend(fig, axes[:1], ncol=4)
     return fig
 
 
@@ -275,8 +314,11 @@ def multimodality(blocks: Mapping[str, pd.DataFrame], dips: Mapping[str, np.ndar
         ls = "--" if colors[name] == style.CONTROL_COLOR else "-"
         axes[0].plot(df[B.rel_depth], df[B.share_multimodal], color=colors[name], ls=ls, marker="o", ms=2.5,
                      label=labels[name])
+        axes[0].plot(df[B.rel_depth], df[B.share_multimodal_short], color=colors[name], ls=":", lw=0.9)
         d = np.sort(np.asarray(dips[name], float)[np.isfinite(dips[name])])
         axes[1].step(d, np.arange(1, len(d) + 1) / max(len(d), 1), where="post", color=colors[name], ls=ls)
+    axes[0].plot([], [], color="#555555", ls=":", lw=0.9, label=tr(lang, "short_tokens"))
+    axes[0].axhline(0.05, color="k", lw=0.6, ls="--")
     axes[0].set_title(tr(lang, "multimodal_title"))
     axes[0].set_xlabel(tr(lang, "rel_depth"))
     axes[0].set_ylabel(tr(lang, "share_multimodal"))
@@ -291,32 +333,28 @@ def multimodality(blocks: Mapping[str, pd.DataFrame], dips: Mapping[str, np.ndar
 
 
 @style.styled
-def null_control(neurons: Mapping[str, pd.DataFrame], blocks: Mapping[str, pd.DataFrame],
-                 labels: Mapping[str, str], colors: Mapping[str, str], lang: str):
-    """(a) SD of r by depth against the analytic and permutation nulls; (b) share of neurons outside the band."""
+def null_control(blocks: Mapping[str, pd.DataFrame], n_tokens: int, labels: Mapping[str, str],
+                 colors: Mapping[str, str], lang: str):
+    """(a) SD of r by depth against the calibrated null's SD (dotted, per model) and the tokens-as-units
+    value 1/sqrt(n-1); (b) share of neurons beyond their own null's 95 % quantile, against the 97.5 %
+    quantile of that share under the joint null (dotted): what chance produces for a whole block."""
     fig, axes = style.subplots(1, 2, width="full", aspect=0.32)
-    for name, df in neurons.items():
+    for name, bl in blocks.items():
         ls = "--" if colors[name] == style.CONTROL_COLOR else "-"
-        g = df.groupby(C.block)
-        depth = g[C.rel_depth].first()
-        axes[0].plot(depth, g[C.r].std().values, color=colors[name], ls=ls, marker="o", ms=2.5, label=labels[name])
-        band = Z_CHANCE / np.sqrt(np.maximum(df[C.n].to_numpy(float) - 1, 1))
-        outside = (np.abs(df[C.r].to_numpy(float)) > band).astype(float)
-        axes[1].plot(depth, pd.Series(outside).groupby(df[C.block].to_numpy()).mean().values, color=colors[name],
-                     ls=ls, marker="o", ms=2.5)
-        bl = blocks[name]
-        if B.null_sd_permutation in bl and bl[B.null_sd_permutation].notna().any():
-            axes[0].plot(bl[B.rel_depth], bl[B.null_sd_permutation], color=colors[name], ls=":", lw=0.8)
-    first = next(iter(neurons.values()))
-    n = float(np.nanmedian(first[C.n]))
-    axes[0].axhline(1 / math.sqrt(max(n - 1, 1)), color="k", lw=0.8, ls=":", label=tr(lang, "null_sd"))
-    axes[0].plot([], [], color="#555555", ls=":", lw=0.8, label=tr(lang, "perm_sd"))
+        depth = bl[B.rel_depth]
+        axes[0].plot(depth, bl[B.r_sd], color=colors[name], ls=ls, marker="o", ms=2.5, label=labels[name])
+        if "r_within.null_ms" in bl:
+            axes[0].plot(depth, np.sqrt(bl["r_within.null_ms"]), color=colors[name], ls=":", lw=0.9)
+        if "r_within.sig" in bl:
+            axes[1].plot(depth, bl["r_within.sig"], color=colors[name], ls=ls, marker="o", ms=2.5)
+            axes[1].plot(depth, bl["r_within.sig.q975"], color=colors[name], ls=":", lw=0.9)
+    axes[0].axhline(1 / math.sqrt(max(n_tokens - 1, 1)), color="k", lw=0.8, ls="-.", label=tr(lang, "null_sd"))
+    axes[0].plot([], [], color="#555555", ls=":", lw=0.9, label=tr(lang, "perm_sd"))
     axes[0].set_yscale("log")
     axes[0].set_title(tr(lang, "spread_title"))
     axes[0].set_ylabel(tr(lang, "sd_r"))
-    axes[1].axhline(0.05, color="k", lw=0.8, ls=":")
-    axes[1].set_title(tr(lang, "null_band"))
-    axes[1].set_ylabel(tr(lang, "share_outside"))
+    axes[1].set_title(tr(lang, "beyond_title"))
+    axes[1].set_ylabel(tr(lang, "share_beyond"))
     axes[1].set_ylim(0, 1.02)
     for i, ax in enumerate(axes):
         ax.set_xlabel(tr(lang, "rel_depth"))

@@ -141,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.parse_args(argv)
     try:
+        from analysis.config import check_synced
+
+        check_synced()        # dvc.yaml must list exactly the models this stage reads
         run(load_params())
     except Exception as exc:  # one line, whatever the type (the traceback: TOKENLEN_DEBUG=1)
         from analysis.stages import report_error

@@ -79,12 +79,15 @@ class Joint:
         return self.obs(col)[None, :], self.null(col)
 
 
-def null_test(component: str, observed: float, null: np.ndarray, direction: str) -> dict:
+def null_test(component: str, observed: float, null: np.ndarray, direction: str, key: str = "",
+              kind: str = "r") -> dict:
     """One-sided test of `observed` against its null values: 'greater' passes above the 97.5 % quantile,
-    'less' below the 2.5 % quantile."""
+    'less' below the 2.5 % quantile. key: a stable id of the component (the manuscript translates it);
+    kind: how its value prints ("share", "r", "ms": a mean square, "fraction")."""
     null = np.asarray(null, dtype=np.float64)
     null = null[np.isfinite(null)]
-    out = {"component": component, "observed": float(observed), "direction": direction, "n_null": int(null.size)}
+    out = {"component": component, "key": key, "kind": kind, "observed": float(observed), "direction": direction,
+           "n_null": int(null.size)}
     if not null.size or not np.isfinite(observed):
         return {**out, "q025": np.nan, "q975": np.nan, "p": np.nan, "passed": False}
     q025, q975 = (float(v) for v in np.quantile(null, [0.025, 0.975]))
@@ -125,7 +128,8 @@ def c2_split(S: dict, th: dict, alpha: float) -> dict:
     if not np.isfinite(d) or not np.isfinite(stat["p"]):
         return V(NA, stat, thr, "no short or long tokens at the split block (or no null)")
     p = stat["p"]
-    test = {"component": "long tokens lower (token score, long - short)", "observed": stat["token_score_diff"],
+    test = {"component": "long tokens lower (token score, long - short)", "key": "shift", "kind": "r",
+            "observed": stat["token_score_diff"],
             "direction": "less", "q025": S.get("token_score_diff_null_q025", np.nan),
             "q975": S.get("token_score_diff_null_q975", np.nan), "p": p, "p_type": stat["p_type"],
             "p_seq": stat["p_seq"], "passed": bool(p < alpha / 2), "n_null": len(S.get("null_diff", []))}
@@ -155,8 +159,8 @@ def c3_negative(J: Joint, th: dict) -> dict:
     share_o, share_n = o[:, keep].mean(axis=-1)[0], n[:, keep].mean(axis=-1)
     o, n = J.both("r_within.med")
     med_o, med_n = np.median(o[:, keep], axis=-1)[0], np.median(n[:, keep], axis=-1)
-    tests = [null_test("share of negative r (mean over blocks)", share_o, share_n, "greater"),
-             null_test("median r (median over blocks)", med_o, med_n, "less")]
+    tests = [null_test("share of negative r (mean over blocks)", share_o, share_n, "greater", "share_negative", "share"),
+             null_test("median r (median over blocks)", med_o, med_n, "less", "median_r", "r")]
     blocks = "all blocks but the first" if keep.sum() < len(keep) else "all blocks"
     stat = {"share_negative": share_o, "median_r": med_o, "blocks": blocks}
     weak = abs(med_o) <= th["max_abs_median_r"] and share_o > th["min_share_negative"]
@@ -172,7 +176,7 @@ def c4_first_block(J: Joint, th: dict) -> dict:
         return V(NA, {}, th, "needs at least two blocks")
     o, n = J.both("r_within.med")
     m0, others = float(o[0, 0]), o[0, 1:]
-    test = null_test("block 0 median r", m0, n[:, 0], "greater")
+    test = null_test("block 0 median r", m0, n[:, 0], "greater", "block0_median", "r")
     stat = {"block0_median_r": m0, "max_other_median_r": float(np.max(others)),
             "block0_share_positive": 1 - float(J.obs("r_within.neg")[0])}
     complete = m0 >= th["min_median_r"] and m0 > np.max(others)
@@ -211,8 +215,9 @@ def c5_late_narrowing(J: Joint, th: dict) -> dict:
     D_o, D_n = eo[:, middle].mean(-1) - eo[:, last].mean(-1), en[:, middle].mean(-1) - en[:, last].mean(-1)
     xo, xn = _excess(J, "partial_r_next")
     E_o, E_n = xo[:, last].mean(-1) - xo[:, middle].mean(-1), xn[:, last].mean(-1) - xn[:, middle].mean(-1)
-    tests = [null_test("excess spread of r, middle minus last blocks", D_o[0], D_n, "greater"),
-             null_test("excess spread of next-token partial r, last minus middle blocks", E_o[0], E_n, "greater")]
+    tests = [null_test("excess spread of r, middle minus last blocks", D_o[0], D_n, "greater", "narrowing", "ms"),
+             null_test("excess spread of next-token partial r, last minus middle blocks", E_o[0], E_n, "greater",
+                       "next_rising", "ms")]
     rms = lambda x: float(np.sqrt(max(x, 0.0)))  # noqa: E731
     rms_mid, rms_last = rms(eo[0, middle].mean()), rms(eo[0, last].mean())
     ratio = rms_last / rms_mid if rms_mid > 0 else np.nan
@@ -237,13 +242,13 @@ def c6_zones(J: Joint, th: dict, c5th: dict, c4th: dict) -> dict:
     if not middle.any():
         return V(NA, {}, th, "no block in the middle depth range")
     o, n = J.both("r_within.med")
-    first = null_test("first block positive (median r)", o[0, 0], n[:, 0], "greater")
+    first = null_test("first block positive (median r)", o[0, 0], n[:, 0], "greater", "first_positive", "r")
     mid = null_test("middle blocks negative (median of medians)", np.median(o[0, middle]),
-                    np.median(n[:, middle], axis=-1), "less")
+                    np.median(n[:, middle], axis=-1), "less", "middle_negative", "r")
     eo, en = _excess(J, "r_within")
     late = null_test("last blocks narrower (excess spread, middle minus last)",
                      eo[0, middle].mean() - eo[0, last].mean(),
-                     en[:, middle].mean(-1) - en[:, last].mean(-1), "greater")
+                     en[:, middle].mean(-1) - en[:, last].mean(-1), "greater", "last_narrower", "ms")
     tests = [first, mid, late]
     k = sum(t["passed"] for t in tests)
     stat = {"first_block_positive": first["passed"], "middle_negative": mid["passed"], "last_narrower": late["passed"]}
@@ -260,13 +265,16 @@ def c8_frequency(summary: dict, J: Joint, F: dict, th: dict) -> dict:
     split and a spline control as robustness."""
     r_lf = summary["r_length_logfreq"]
     o, n = J.both("r_within.sig")
-    len_test = null_test("length effects beyond chance (share of neurons)", o.mean(), n.mean(axis=-1), "greater")
+    len_test = null_test("length effects beyond chance (share of neurons)", o.mean(), n.mean(axis=-1), "greater",
+                         "length_beyond_chance", "share")
     o, n = J.both("partial_r_freq.sig")
     freq_test = null_test("frequency effects given length beyond chance (share of neurons)", o.mean(),
-                          n.mean(axis=-1), "greater")
+                          n.mean(axis=-1), "greater", "freq_beyond_chance", "share")
     tests = [len_test, freq_test]
-    att = F.get("attenuation", np.nan)
-    stat = {"r_length_logfreq": r_lf, "attenuation": att, "attenuation_spline": F.get("attenuation_spline"),
+    att = F.get("relative_attenuation", np.nan)
+    stat = {"r_length_logfreq": r_lf, "relative_attenuation": att, "attenuation": F.get("attenuation"),
+            "attenuation_length_only": F.get("attenuation_length_only"),
+            "attenuation_spline": F.get("attenuation_spline"),
             "unique_length_share": F.get("unique_length_share"), "shared_share": F.get("shared_share"),
             "n_length_tuned": F.get("n_length_tuned"), "share_length_tuned": F.get("share_length_tuned")}
     desc = (f"r(length, log frequency) = {r_lf:+.3f}; length effects beyond chance: "
@@ -278,8 +286,9 @@ def c8_frequency(summary: dict, J: Joint, F: dict, th: dict) -> dict:
     if not len_test["passed"] or not np.isfinite(att):
         return V(NA, stat, th, desc + "; no length effect beyond chance to attribute to frequency", tests)
     desc += (f"; over {F['n_length_tuned']} length-tuned neurons the frequency control leaves a median "
-             f"{att:.0%} of |r| (spline control {F.get('attenuation_spline', np.nan):.0%}); unique length share of "
-             f"R^2 {F.get('unique_length_share', np.nan):.0%}")
+             f"{F.get('attenuation', np.nan):.0%} of |r| (spline control {F.get('attenuation_spline', np.nan):.0%}), "
+             f"{att:.0%} of what length alone would leave ({F.get('attenuation_length_only', np.nan):.0%}); unique "
+             f"length share of R^2 {F.get('unique_length_share', np.nan):.0%}")
     if att >= th["survive_min_share"] or not freq_test["passed"]:
         return V(NOT_SUPPORTED, stat, th, desc + "; the length effect survives the frequency control", tests)
     if att <= th["vanish_max_share"]:
@@ -342,6 +351,7 @@ def c7_cross_model(blocks_by_model: dict[str, pd.DataFrame], sizes: dict[str, in
         med_large = float(cmp_[f"{large}/{col}"].median())
         passed = frac >= th["min_depth_fraction"] and med_large > alpha
         tests.append({"component": f"larger model more multimodal ({what})", "observed": frac,
+                      "key": f"multimodal_{'all' if col == 'share_multimodal' else 'short'}", "kind": "fraction",
                       "direction": "greater", "q975": th["min_depth_fraction"], "q025": np.nan, "p": np.nan,
                       "passed": bool(passed), "median_larger": med_large,
                       "median_smaller": float(cmp_[f"{small}/{col}"].median()), "n_depths": int(len(cmp_))})

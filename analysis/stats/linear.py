@@ -169,7 +169,8 @@ def cluster_test(s, parts: dict, ct: ClusterTerms, alternative: str = "two-sided
     with np.errstate(invalid="ignore", divide="ignore"):
         var_b = corr * np.einsum("ij,ij->j", U, U) / ct.sxx**2
         t = beta / np.sqrt(var_b)
-        var_r = ct.G / (ct.G - 1.0) * np.einsum("ij,ij->j", U0, U0) / ct.sxx / parts["saa_z"]
+        # null-imposed scores have mean zero under H0: their sum of squares needs no small-sample factor
+        var_r = np.einsum("ij,ij->j", U0, U0) / ct.sxx / parts["saa_z"]
     return t_test_p(t, ct.G - 1, alternative), var_r
 
 

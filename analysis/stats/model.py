@@ -135,17 +135,22 @@ def length_summary(length: np.ndarray) -> dict:
     }
 
 
-def frequency_aggregates(neurons: pd.DataFrame, alpha: float) -> dict:
+def frequency_aggregates(neurons: pd.DataFrame, alpha: float, r_length_freq: float) -> dict:
     """C8's effect sizes over the length-tuned neurons (r_within_q < alpha): attenuation of the length
-    correlation by the frequency control (median |partial r| / |r|, linear and spline control) and the
-    commonality split of the joint R^2 (median shares of the length R^2 that are unique / shared)."""
+    correlation by the frequency control (median |partial r| / |r|, linear and spline control), and the same
+    relative to what a neuron that responds to length alone would show, sqrt(1 - r(length, freq)^2): 1 for
+    length alone, 0 for frequency alone; and the commonality split of the joint R^2 (median shares of the
+    length R^2 that are unique / shared). r_length_freq: within sequences, over the tokens."""
     tuned = neurons[(neurons["r_within_q"] < alpha) & neurons["r_within"].notna()]
-    out = {"n_length_tuned": int(len(tuned)),
+    expected = float(np.sqrt(max(1.0 - r_length_freq**2, 1e-12)))
+    out = {"n_length_tuned": int(len(tuned)), "attenuation_length_only": expected,
            "share_length_tuned": float(len(tuned) / max(neurons["r_within"].notna().sum(), 1))}
     if len(tuned):
         r = tuned["r_within"].abs()
+        att = float((tuned["partial_r_length"].abs() / r).median())
         out.update(
-            attenuation=float((tuned["partial_r_length"].abs() / r).median()),
+            attenuation=att,
+            relative_attenuation=att / expected,
             attenuation_spline=float((tuned["partial_r_length_spline"].abs() / r).median()),
             share_same_sign=float((np.sign(tuned["partial_r_length"]) == np.sign(tuned["r_within"])).mean()),
             unique_length_share=float((tuned["unique_length"] / tuned["r2_length"]).median()),
@@ -156,7 +161,7 @@ def frequency_aggregates(neurons: pd.DataFrame, alpha: float) -> dict:
             n_partial_length_significant=int((tuned["partial_r_length_q"] < alpha).sum()),
             n_partial_freq_significant=int((tuned["partial_r_freq_q"] < alpha).sum()))
     else:
-        out.update({k: np.nan for k in ("attenuation", "attenuation_spline", "share_same_sign",
+        out.update({k: np.nan for k in ("attenuation", "relative_attenuation", "attenuation_spline", "share_same_sign",
                                          "unique_length_share", "shared_share", "median_abs_r",
                                          "median_abs_partial_r_length", "median_abs_partial_r_freq")})
         out.update(n_partial_length_significant=0, n_partial_freq_significant=0)

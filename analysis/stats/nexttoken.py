@@ -141,7 +141,7 @@ def next_partial(s, At: np.ndarray, d: Design, nt: NextTerms):
     with np.errstate(invalid="ignore", divide="ignore"):
         var_b = corr * np.einsum("ij,ij->j", U, U) / nt.sxx**2
         tstat = b / np.sqrt(var_b)
-        var_r = corr * np.einsum("ij,ij->j", U0, U0) / nt.sxx / saa_M
+        var_r = np.einsum("ij,ij->j", U0, U0) / nt.sxx / saa_M     # null-imposed scores: no factor
         t_naive = r * np.sqrt((nt.n_x - nt.n_params) / ((1 - r) * (1 + r)))
     p_seq = np.where(ok, t_test_p(tstat, nt.G - 1), np.nan)
     p_naive = np.where(ok, t_test_p(t_naive, nt.n_x - nt.n_params), np.nan)

@@ -133,6 +133,12 @@ def analyse(blocks: Iterable[tuple[int, np.ndarray]], design: Design, keep: np.n
     return ModelStats(neurons, blocks_df, nulls, jsonable(summary), jsonable(claims), jsonable(metrics))
 
 
+def _within_r_yf(d: Design) -> float:
+    sp = d.spaces["all"]
+    iy, i_f = sp.col("length"), sp.col("logfreq")
+    return float(sp.gram[iy, i_f] / np.sqrt(sp.gram[iy, iy] * sp.gram[i_f, i_f]))
+
+
 def _summary(neurons, blocks_df, d: Design, keep, pooled, split_idx, split_desc, cfg, meta, n_blocks, n_tokens,
              results) -> dict:
     from scipy.stats import spearmanr
@@ -187,5 +193,5 @@ def _summary(neurons, blocks_df, d: Design, keep, pooled, split_idx, split_desc,
             "share_significant_twoway": float((neurons["pearson_p_twoway"] < alpha).mean()),
             "n_constant": int((neurons["nan_reason"] == "constant activation").sum()),
         },
-        "frequency": frequency_aggregates(neurons, alpha),
+        "frequency": frequency_aggregates(neurons, alpha, _within_r_yf(d)),
     }

@@ -1,13 +1,12 @@
 """Whole sentences whose wording depends on verdicts or on the configuration, in English and Vietnamese.
 
-    >>> from analysis.figures.sentences import claim_sentence
-    >>> claim_sentence("vi", "C3", "supported", "SmolLM2 135M", "0.71", "0.5")
-    'Với SmolLM2 135M, dữ liệu ủng hộ nhận định rằng phần lớn nơ-ron có tương quan âm yếu với độ dài token.'
-
-(statistic and threshold stay in the claims table; they are identifiers and numbers, not prose.)
+    >>> from analysis.manuscript.sentences import claim_sentence
+    >>> claim_sentence("en", "C3", "supported", "SmolLM2 135M", "4 of 5 samples", "beyond chance")
+    'For SmolLM2 135M, the data support the claim that most neurons correlate weakly and negatively ...'
 
 The manuscript reads them as metadata (`say.<topic>_en` / `say.<topic>_vi`), so a paragraph stays true
 whether the run has one trained model or two, a control or none, and whatever each verdict turned out.
+Component names of the null tests (analysis.stats.claims, key) are translated here too.
 """
 
 from __future__ import annotations
@@ -26,8 +25,9 @@ CLAIMS = {
            "vi": "phần lớn nơ-ron có tương quan âm yếu với độ dài token"},
     "C4": {"en": "the first block behaves the other way, with clearly positive correlations",
            "vi": "khối đầu tiên đi theo chiều ngược lại, với tương quan dương rõ rệt"},
-    "C5": {"en": "the distribution of r narrows toward zero in the last blocks",
-           "vi": "phân phối của r co hẹp về gần 0 ở các khối cuối"},
+    "C5": {"en": "the distribution of r narrows toward zero in the last blocks, as their focus moves to the next "
+                 "token",
+           "vi": "phân phối của r co hẹp về gần 0 ở các khối cuối, khi trọng tâm chuyển sang token kế tiếp"},
     "C6": {"en": "density curves and heatmaps of r by block show these depth zones",
            "vi": "các đường mật độ và bản đồ nhiệt của r theo khối cho thấy rõ các vùng độ sâu này"},
     "C7": {"en": "activations become multimodal with scale where a smaller model's look Gaussian",
@@ -47,30 +47,46 @@ SHORT = {
     "C8": {"en": "Frequency confound", "vi": "Nhiễu do tần suất"},
 }
 
-FRAMES = {
-    "en": {
-        "supported": "For {label}, the data support the claim that {claim}.",
-        "not_supported": "For {label}, the data do not support the claim that {claim}.",
-        "mixed": "For {label}, the evidence on the claim that {claim} is mixed.",
-        "not_applicable": "For {label}, the claim that {claim} does not apply to this configuration.",
-        "missing": "For {label}, no verdict was computed for the claim that {claim}.",
-        "stat": "statistic {s}, threshold {t}",
-    },
-    "vi": {
-        "supported": "Với {label}, dữ liệu ủng hộ nhận định rằng {claim}.",
-        "not_supported": "Với {label}, dữ liệu không ủng hộ nhận định rằng {claim}.",
-        "mixed": "Với {label}, bằng chứng về nhận định rằng {claim} chưa nhất quán.",
-        "not_applicable": "Với {label}, nhận định rằng {claim} không áp dụng được cho cấu hình này.",
-        "missing": "Với {label}, chưa có kết luận cho nhận định rằng {claim}.",
-        "stat": "thống kê {s}, ngưỡng {t}",
-    },
+# the null-tested components of each claim (keys of analysis.stats.claims tests)
+COMPONENTS = {
+    "shift": {"en": "long tokens lower (token score)", "vi": "token dài thấp hơn (điểm token)"},
+    "share_negative": {"en": "share of r < 0", "vi": "tỉ lệ r < 0"},
+    "median_r": {"en": "median r", "vi": "trung vị r"},
+    "block0_median": {"en": "block 0 median r", "vi": "trung vị r khối 0"},
+    "narrowing": {"en": "spread of r: middle minus last", "vi": "độ phân tán r: giữa trừ cuối"},
+    "next_rising": {"en": "next-token r: last minus middle", "vi": "r token kế: cuối trừ giữa"},
+    "first_positive": {"en": "first block positive", "vi": "khối đầu dương"},
+    "middle_negative": {"en": "middle blocks negative", "vi": "khối giữa âm"},
+    "last_narrower": {"en": "last blocks narrower", "vi": "khối cuối hẹp hơn"},
+    "multimodal_all": {"en": "more multimodal (all tokens)", "vi": "đa đỉnh hơn (mọi token)"},
+    "multimodal_short": {"en": "more multimodal (short tokens)", "vi": "đa đỉnh hơn (token ngắn)"},
+    "length_beyond_chance": {"en": "neurons with a length effect", "vi": "nơ-ron có hiệu ứng độ dài"},
+    "freq_beyond_chance": {"en": "neurons with a frequency effect", "vi": "nơ-ron có hiệu ứng tần suất"},
 }
 
+VERDICT_VERB = {
+    "en": {"supported": "support", "not_supported": "do not support", "mixed": "are mixed on",
+           "not_applicable": "cannot test", "missing": "were not computed for"},
+    "vi": {"supported": "ủng hộ", "not_supported": "không ủng hộ", "mixed": "chưa nhất quán về",
+           "not_applicable": "không kiểm định được", "missing": "chưa tính cho"},
+}
 
-def claim_sentence(lang: str, cid: str, verdict: str | None, label: str, stat: str, threshold: str) -> str:
-    f = FRAMES[lang]
-    frame = f.get(verdict or "missing", f["missing"])
-    return frame.format(label=label, claim=CLAIMS[cid][lang], stat=f["stat"].format(s=stat, t=threshold))
+FRAMES = {
+    "en": {
+        "supported": "For {label}, the data support the claim that {claim}{extra}.",
+        "not_supported": "For {label}, the data do not support the claim that {claim}{extra}.",
+        "mixed": "For {label}, the evidence on the claim that {claim} is mixed{extra}.",
+        "not_applicable": "For {label}, the claim that {claim} does not apply to this configuration{extra}.",
+        "missing": "For {label}, no verdict was computed for the claim that {claim}.",
+    },
+    "vi": {
+        "supported": "Với {label}, dữ liệu ủng hộ nhận định rằng {claim}{extra}.",
+        "not_supported": "Với {label}, dữ liệu không ủng hộ nhận định rằng {claim}{extra}.",
+        "mixed": "Với {label}, bằng chứng về nhận định rằng {claim} chưa nhất quán{extra}.",
+        "not_applicable": "Với {label}, nhận định rằng {claim} không áp dụng được cho cấu hình này{extra}.",
+        "missing": "Với {label}, chưa có kết luận cho nhận định rằng {claim}.",
+    },
+}
 
 
 def join_list(lang: str, items: Sequence[str]) -> str:
@@ -80,6 +96,30 @@ def join_list(lang: str, items: Sequence[str]) -> str:
     if len(items) <= 1:
         return "".join(items)
     return ", ".join(items[:-1]) + f" {word} " + items[-1]
+
+
+def agreement(lang: str, n_agree: int, n: int, stable: bool) -> str:
+    """'in 4 of 5 samples, a stable verdict' / 'trong 4 trên 5 mẫu, ...'; '' for a single sample."""
+    if n <= 1:
+        return ""
+    return {"en": f"in {n_agree} of {n} samples" + (", a stable verdict" if stable else ", not a stable verdict"),
+            "vi": f"ở {n_agree} trên {n} mẫu" + (", một kết luận ổn định" if stable else ", chưa phải kết luận ổn định")
+            }[lang]
+
+
+def control_phrase(lang: str, label: str, verdict_word_: str, n_supported: int, n: int) -> str:
+    """'the random-weights control: not supported, supported in 0 of 3 initialisations'."""
+    if n <= 1:
+        return {"en": f"{label}: {verdict_word_}", "vi": f"{label}: {verdict_word_}"}[lang]
+    return {"en": f"{label}: {verdict_word_}; supported in {n_supported} of {n} weight initialisations",
+            "vi": f"{label}: {verdict_word_}; được ủng hộ ở {n_supported} trên {n} lần khởi tạo trọng số"}[lang]
+
+
+def claim_sentence(lang: str, cid: str, verdict: str | None, label: str, agree: str = "", control: str = "") -> str:
+    f = FRAMES[lang]
+    parts = [p for p in (agree, control) if p]
+    extra = f" ({'; '.join(parts)})" if parts else ""
+    return f.get(verdict or "missing", f["missing"]).format(label=label, claim=CLAIMS[cid][lang], extra=extra)
 
 
 def models_sentence(lang: str, rows: Sequence[dict]) -> str:
@@ -108,20 +148,21 @@ def scale_sentence(lang: str, pretrained: Sequence[str]) -> str:
     }[lang]
 
 
-def control_sentence(lang: str, control: str | None, primary: str, sd_primary: str, sd_control: str,
-                     sd_null: str) -> str:
+def control_sentence(lang: str, control: str | None, n_init: str, primary: str, sd_primary: str,
+                     sd_control: str, sd_null: str) -> str:
     if control is None:
         return {"en": "No random-weights control is part of this configuration.",
                 "vi": "Cấu hình này không có mô hình đối chứng với trọng số ngẫu nhiên."}[lang]
     return {
-        "en": f"{control} has a trained model's architecture but random weights, so whatever it shows comes from the "
-              f"architecture, the tokenizer and the statistics of the tokens, not from learning. At the split block "
-              f"the standard deviation of r across neurons is {sd_primary} for {primary} and {sd_control} for the "
-              f"control, against {sd_null} expected by chance.",
-        "vi": f"{control} có kiến trúc của một mô hình đã huấn luyện nhưng trọng số ngẫu nhiên, nên mọi hiện tượng ở "
-              f"mô hình này đến từ kiến trúc, bộ tách token và thống kê của chính các token chứ không từ quá trình "
-              f"học. Tại khối phân nhóm, độ lệch chuẩn của r giữa các nơ-ron là {sd_primary} ở {primary} và "
-              f"{sd_control} ở mô hình đối chứng, so với {sd_null} nếu chỉ do ngẫu nhiên.",
+        "en": f"{control} has a trained model's architecture but random weights, drawn with {n_init} different seeds, "
+              f"so whatever it shows comes from the architecture, the tokenizer and the statistics of the tokens, "
+              f"not from learning. At the split block the standard deviation of r across neurons is {sd_primary} for "
+              f"{primary} and {sd_control} for the control, against {sd_null} under the calibrated null.",
+        "vi": f"{control} có kiến trúc của một mô hình đã huấn luyện nhưng trọng số ngẫu nhiên, được khởi tạo với "
+              f"{n_init} hạt giống khác nhau, nên mọi hiện tượng ở mô hình này đến từ kiến trúc, bộ tách token và thống "
+              f"kê của chính các token chứ không từ quá trình học. Tại khối phân nhóm, độ lệch chuẩn của r giữa các "
+              f"nơ-ron là {sd_primary} ở {primary} và {sd_control} ở mô hình đối chứng, so với {sd_null} theo phân "
+              f"phối ngẫu nhiên đã hiệu chỉnh.",
     }[lang]
 
 
@@ -147,8 +188,9 @@ def numbering_sentence(lang: str, block0: int) -> str:
 
 
 def tally_sentence(lang: str, label: str, verdicts: dict[str, str]) -> str:
-    """'For X: supported C1, C3; mixed C2; not supported C4.'"""
+    """'For X — supported: C1, C3; mixed: C2; not supported: C4.'"""
     from analysis.figures.i18n import verdict_word
+
     groups: dict[str, list[str]] = {}
     for cid, v in verdicts.items():
         groups.setdefault(v or "missing", []).append(cid)
@@ -156,3 +198,15 @@ def tally_sentence(lang: str, label: str, verdicts: dict[str, str]) -> str:
     parts = [f"{verdict_word(lang, v)}: {', '.join(groups[v])}" for v in order if v in groups]
     lead = {"en": f"For {label}", "vi": f"Với {label}"}[lang]
     return f"{lead} — " + "; ".join(parts) + "."
+
+
+def stability_sentence(lang: str, label: str, n_samples: int, stable: Sequence[str], unstable: Sequence[str]) -> str:
+    if n_samples <= 1:
+        return {"en": f"For {label} only one sample was drawn, so the stability of its verdicts is not measured.",
+                "vi": f"Với {label} chỉ có một mẫu, nên chưa đo được độ ổn định của các kết luận."}[lang]
+    s = join_list(lang, stable) if stable else {"en": "none", "vi": "không có"}[lang]
+    u = join_list(lang, unstable) if unstable else {"en": "none", "vi": "không có"}[lang]
+    return {"en": f"Over {n_samples} independent samples of {label}, the headline verdicts of {s} are stable, and "
+                  f"those of {u} are not.",
+            "vi": f"Qua {n_samples} mẫu độc lập của {label}, kết luận chính của {s} là ổn định, còn của {u} thì "
+                  f"không."}[lang]
