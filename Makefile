@@ -16,6 +16,7 @@ help:
 	@echo "make paper   the paper configuration (GPT-Neo 125M + 1.3B on FineWeb; needs the HF hub or a warm cache)"
 	@echo "make test    the test suite"
 	@echo "make render  quarto render report/ (needs quarto >= 1.5 on PATH)"
+	@echo "make verify  recompute everything in a scratch folder and compare with this checkout's outputs"
 
 # Idempotent: re-runs only when the lock file or pyproject.toml changed.
 setup: $(STAMP)
@@ -75,6 +76,13 @@ DVC_REMOTE ?= $(abspath $(CURDIR)/../tokenlen-dvc-storage)
 remote: setup
 	$(BIN)/dvc remote modify --local storage url "$(DVC_REMOTE)"
 	$(BIN)/dvc remote list
+
+# Reproduction check: recompute every stage from data/raw in a scratch folder and compare each output with
+# this checkout's (after `dvc pull` or `make demo`) within the tolerances of analysis/verify.py; exit 1 and
+# the list of outputs that differ otherwise. VERIFY_ARGS="--from activations" skips the extraction.
+.PHONY: verify
+verify: setup
+	$(BIN)/python -m analysis.verify $(VERIFY_ARGS)
 
 release: setup
 	$(BIN)/python -m analysis.release $(if $(VERSION),--version $(VERSION)) $(if $(REMOTE),--remote $(REMOTE))

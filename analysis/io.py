@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-_TMP = re.compile(r"^\.(?P<name>.+)\.(?:tmp|old)-(?P<pid>\d+)$")
+_TMP = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)$")
 
 
 class InputFileError(ValueError):
@@ -46,17 +46,24 @@ def _alive(pid: int) -> bool:
 
 
 def remove_leftovers(path: str | Path) -> list[Path]:
-    """Remove temporaries of `path` left by killed runs (``.<name>.tmp-<pid>`` / ``.old-<pid>`` whose process
-    no longer exists). Returns what was removed."""
+    """Clean up after killed runs: temporaries of `path` (``.<name>.tmp-<pid>`` / ``.old-<pid>``) whose process
+    no longer exists are removed, except that a previous output moved aside (``.old-<pid>``) by a run killed
+    between its two renames is put back when `path` itself is missing. Returns what was removed."""
     path = Path(path)
-    removed = []
+    removed: list[Path] = []
     if not path.parent.is_dir():
         return removed
-    for p in path.parent.iterdir():
+    dead = []
+    for p in sorted(path.parent.iterdir()):
         m = _TMP.match(p.name)
         if m and m.group("name") == path.name and not _alive(int(m.group("pid"))):
-            shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
-            removed.append(p)
+            dead.append((p, m.group("kind")))
+    for p, kind in dead:
+        if kind == "old" and not (path.exists() or path.is_symlink()):
+            os.replace(p, path)       # nothing lost: the last complete output returns
+            continue
+        _remove(p)
+        removed.append(p)
     return removed
 
 

@@ -207,6 +207,7 @@ class Stats(_S):
     split_block: int = Field(ge=0)
     split_block_base: Literal[0, 1] = 0
     chunk_neurons: int = PosInt
+    workers: int = Field(default=1, gt=0)
     dip_neurons: Optional[int] = Field(default=None, gt=0)
     rank_neurons: Optional[int] = Field(default=None, gt=0)
     spline_knots: int = Field(default=5, ge=3)

@@ -208,7 +208,7 @@ def test_interrupted_extraction_leaves_no_finished_looking_output(tmp_path, monk
             raise KeyboardInterrupt  # as if the user pressed Ctrl-C mid-run
 
     model.h[2].mlp.c_fc.register_forward_hook(interrupt_on_second_batch)
-    monkeypatch.setattr("analysis.models.loading.load_model", lambda spec: model)
+    monkeypatch.setattr("analysis.models.loading.load_model", lambda spec, **kw: model)
     params = {"config": {"name": "t", "models": {"m": {"source": "random", "weights": "random",
                                                        "architecture": "gpt-neo-125m"}}},
               "extract": {"site": "pre", "batch_size": 2, "dtype": "float32", "device": "cpu"}}

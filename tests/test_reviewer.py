@@ -199,6 +199,24 @@ def test_release_clone_at_tag_pull_is_clean_and_byte_identical(tmp_path):
     assert "error" not in json.dumps(metrics).lower(), metrics
     plots = dvc("plots", "show", "--json", cwd=clone, env=env, check=False)
     assert "failed to load" not in plots.stderr, plots.stderr
+
+    # `make verify` in the clone: every output recomputed from the pulled raw inputs, within tolerance.
+    cenv = env_for(clone)
+    verified = sh([sys.executable, "-m", "analysis.verify"], clone, cenv, check=False, timeout=900)
+    assert verified.returncode == 0 and "verify: OK" in verified.stdout, verified.stdout + verified.stderr
+    # A tampered output: refused as not dvc.lock's, and, compared anyway, named with its gap.
+    neurons = clone / "results" / MODEL / "neurons.parquet"
+    import pandas as pd
+
+    df = pd.read_parquet(neurons)
+    df.loc[0, "r_within"] = df.loc[0, "r_within"] * (1 + 1e-6)
+    df.to_parquet(neurons, index=False)
+    refused = sh([sys.executable, "-m", "analysis.verify"], clone, cenv, check=False)
+    assert refused.returncode == 1 and "dvc pull" in refused.stderr, refused.stderr
+    tampered = sh([sys.executable, "-m", "analysis.verify", "--from", "activations", "--stages", "stats",
+                   "--no-status-check"], clone, cenv, check=False)
+    assert tampered.returncode == 1 and "neurons.parquet" in tampered.stdout and "DIFFERS" in tampered.stdout, \
+        tampered.stdout + tampered.stderr
     print(f"reviewer round trip: {len(stages)} stages, {len(outputs)} outputs, {time.monotonic() - t0:.0f} s")
 
 

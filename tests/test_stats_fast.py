@@ -160,3 +160,25 @@ def test_bench_helpers_small():
     t = bench.time_1p3b(blocks_timed=1, n_blocks=3, n_tokens=256, n_neurons=32, chunk=16)
     assert t["stats_1p3b_blocks_timed"] == 1 and t["stats_1p3b_s"] == pytest.approx(3 * t["stats_1p3b_block_s"], abs=0.02)
     assert bench.block_peak_mb(X, d, chunk=16) > 0
+
+
+def test_parallel_chunks_give_the_same_bytes():
+    """workers (params stats.workers) changes where chunks run, never a value: columns, block summaries and
+    the permutation nulls are bit-identical for 1 and 3 workers, in any completion order."""
+    from analysis.stats.simulate import activations, zipf_stream
+    from analysis.stats.pipeline import design_from_tokens
+
+    tok = zipf_stream(4, n_seq=8)
+    d, keep = design_from_tokens(tok, {"nulls": {"n_permutations": 60}, "spline_knots": 5}, 0)
+    X = activations(tok, "typefun", 1, 70, 4, planted="study")[0][keep]
+    kw = dict(seed=(0, 2), chunk=16, dip_neurons=30, rank_neurons=30, widen_neurons=40, pooled=True)
+    one, three = compute_block(X, d, workers=1, **kw), compute_block(X, d, workers=3, **kw)
+    assert one.neurons.keys() == three.neurons.keys()
+    for c in one.neurons:
+        a, b = np.asarray(one.neurons[c]), np.asarray(three.neurons[c])
+        assert a.tobytes() == b.tobytes(), c
+    assert one.summaries.keys() == three.summaries.keys()
+    assert all(np.asarray(one.summaries[k]).tobytes() == np.asarray(three.summaries[k]).tobytes()
+               for k in one.summaries)
+    assert all(one.nulls[k].tobytes() == three.nulls[k].tobytes() for k in one.nulls)
+    assert np.isfinite(one.neurons["dip"]).sum() == 30 and one.pooled == three.pooled

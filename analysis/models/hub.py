@@ -52,18 +52,31 @@ def hub_call(fn: Callable[..., Any], repo_id: str, *, revision: str | None, what
     """Call `fn(repo_id, revision=..., **kwargs)`: the local cache first, then the network."""
     try:
         return fn(repo_id, revision=revision, local_files_only=True, **kwargs)
-    except _offline_errors():
-        pass
+    except _offline_errors() as exc:
+        # kept: a cache that holds the files but cannot load them (a broken download, an unsupported
+        # config) must say so, not only that the hub is unreachable
+        cached = f"\n  local cache: {type(exc).__name__}: {_first_line(exc)}"
+    except Exception as exc:  # the files are there but do not load (a broken download): say so, and where
+        raise HubUnavailableError(
+            f"{what} ({repo_id}@{revision}): the local cache holds the files but loading them failed "
+            f"({type(exc).__name__}: {_first_line(exc)}); delete models--{repo_id.replace('/', '--')} under "
+            f"{os.environ.get('HF_HOME', '~/.cache/huggingface')}/hub and download again") from exc
     if os.environ.get("HF_HUB_OFFLINE") == "1":
         home = os.environ.get("HF_HOME", "~/.cache/huggingface")
-        raise HubUnavailableError(f"{what} ({repo_id}@{revision}): HF_HUB_OFFLINE=1 and " + OFFLINE_HINT.format(home=home))
+        raise HubUnavailableError(f"{what} ({repo_id}@{revision}): HF_HUB_OFFLINE=1 and "
+                                  + OFFLINE_HINT.format(home=home) + cached)
     try:
         return fn(repo_id, revision=revision, **kwargs)
     except _offline_errors() as exc:
         if _not_found_on_hub(exc):
             raise HubUnavailableError(
                 f"{what}: the hub has no {repo_id}@{revision} (or the file asked for): check repo_id, revision "
-                f"and file names in params.yaml\n  cause: {type(exc).__name__}: {exc}") from exc
+                f"and file names in params.yaml\n  cause: {type(exc).__name__}: {_first_line(exc)}{cached}") from exc
         home = os.environ.get("HF_HOME", "~/.cache/huggingface")
         raise HubUnavailableError(f"{what} ({repo_id}@{revision}): " + OFFLINE_HINT.format(home=home)
-                                  + f"\n  cause: {type(exc).__name__}: {exc}") from exc
+                                  + f"\n  cause: {type(exc).__name__}: {_first_line(exc)}{cached}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""

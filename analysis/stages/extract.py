@@ -90,8 +90,8 @@ def run(model_name: str, params: dict[str, Any], root: Path = ROOT, progress: bo
     tokens_path = root / "results" / model_name / "tokens.parquet"
     input_ids = input_ids_from_tokens(read_parquet(tokens_path, fix=f"run `dvc repro tokens@{model_name}` first",
                                                    columns=["seq", "pos", "token_id"]))
-    model = load_model(spec)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out) as tmp:      # made first: an unwritable folder fails before the model loads
+        model = load_model(spec, seq_len=input_ids.shape[1])
         meta, seconds = extract_activations(model, spec, cfg, input_ids, tmp, progress)
     print(f"extract {model_name}: {meta['n_blocks']} blocks x {meta['n_neurons']} neurons x "
           f"{meta['n_tokens']} tokens in {seconds:.1f} s on {meta['device']}")

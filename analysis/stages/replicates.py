@@ -77,7 +77,8 @@ def run(model_name: str, params: dict[str, Any], root: Path = ROOT, progress: bo
             key = rep["init_seed"]
             if key not in loaded:
                 loaded.clear()  # one model in memory at a time
-                loaded[key] = load_model({**spec, "init_seed": key} if key is not None else spec)
+                loaded[key] = load_model({**spec, "init_seed": key} if key is not None else spec,
+                                         seq_len=int(tokens0["pos"].nunique()))
             act = Path(scratch) / rep["id"]
             act.mkdir()
             rspec = {**spec, "init_seed": key} if key is not None else spec

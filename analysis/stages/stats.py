@@ -62,7 +62,7 @@ def run(model_name: str, params: dict[str, Any], root: Path = ROOT, progress: bo
     blocks = ((b, open_block(path, len(tokens))) for b, path in enumerate(files))
     try:
         out = analyse(blocks, design, keep, cfg, seed, {**meta, "model": model_name}, len(files), len(tokens),
-                      progress=bar.update)
+                      progress=bar.update, source=act)
     finally:
         bar.close()
     write_parquet(res / "neurons.parquet", out.neurons)

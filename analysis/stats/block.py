@@ -85,7 +85,7 @@ def _prepared(d: Design):
 
 def compute_block(X: np.ndarray, d: Design, *, seed=(0, 0), chunk: int = 256, alpha: float = 0.05,
                   dip_neurons: int | None = None, rank_neurons: int | None = None, widen_neurons: int | None = 512,
-                  ranks: bool = True, dip: bool = True, pooled: bool = False) -> BlockResult:
+                  ranks: bool = True, dip: bool = True, pooled: bool = False, workers: int = 1) -> BlockResult:
     """Statistics of one block. X: [n_tokens, n_neurons] in the row order of the design's (non-special)
     tokens, float16/32/64; finite (the stage checks). seed: picks the dip and rank subsets (`dip_neurons`,
     `rank_neurons` neurons per block; None: all) and the jitter. ranks / dip: the rank-based and shape
@@ -95,136 +95,186 @@ def compute_block(X: np.ndarray, d: Design, *, seed=(0, 0), chunk: int = 256, al
     with one_blas_thread():
         return _compute_block(X, d, seed=seed, chunk=chunk, alpha=alpha, dip_neurons=dip_neurons,
                               rank_neurons=rank_neurons, widen_neurons=widen_neurons, ranks=ranks, dip=dip,
-                              pooled=pooled)
+                              pooled=pooled, workers=max(1, int(workers)))
 
 
 class _Columns:
-    def __init__(self, m: int):
-        self.m, self.cols = m, {}
+    """The columns of one chunk of k neurons (positions 0..k-1), merged into the block's afterwards."""
+
+    def __init__(self, k: int):
+        self.k, self.cols = k, {}
 
     def put(self, name, j0, vals):
         if name not in self.cols:
-            self.cols[name] = np.full(self.m, np.nan)
+            self.cols[name] = np.full(self.k, np.nan)
         self.cols[name][j0: j0 + len(vals)] = vals
 
     def put_at(self, name, idx, vals):
         if name not in self.cols:
-            self.cols[name] = np.full(self.m, np.nan)
+            self.cols[name] = np.full(self.k, np.nan)
         self.cols[name][idx] = vals
 
 
+@dataclass
+class _Block:
+    """What every chunk of one block shares: the design's prepared terms and the seeded neuron subsets."""
+    d: Design
+    prep: dict
+    seed: tuple
+    dip_sel: np.ndarray
+    rank_sel: np.ndarray
+    widen_sel: np.ndarray
+    f16: bool
+    pooled: bool
+    gemm_threads: int     # BLAS threads of the permutation products: 1, whatever `workers` (threaded
+    #                       sgemm sums in another order: the bytes would depend on the thread count)
+
+
+@dataclass
+class _ChunkOut:
+    cols: dict
+    perm_r: dict
+    ratios: dict
+    const: np.ndarray
+    ts_cells: np.ndarray | None
+    n_scored: int
+
+
 def _compute_block(X, d: Design, *, seed, chunk, alpha, dip_neurons, rank_neurons, widen_neurons, ranks, dip,
-                   pooled) -> BlockResult:
+                   pooled, workers) -> BlockResult:
     n, m = X.shape
     if n != d.n:
         raise ValueError(f"activations have {n} rows, the design {d.n} tokens")
-    prep = _prepared(d)
-    pp = prep["_pooled"]
-    rng = np.random.default_rng(list(np.atleast_1d(seed)))
-    dip_sel = _subset(m, dip_neurons, rng) if dip else np.zeros(m, bool)
-    rank_sel = _subset(m, rank_neurons, rng) if ranks else np.zeros(m, bool)
-    widen_sel = _subset(m, widen_neurons, rng)
-    jitter_rng = np.random.default_rng(list(np.atleast_1d(seed)) + [1])
-    f16 = X.dtype == np.float16
-    n_s, n_e, n_l = d.group_sizes
-    out = _Columns(m)
-    put, put_at = out.put, out.put_at
-    P = d.n_perm
-    perm_r = {name: [] for name in TESTED_NAMES}
-    ratios = {name: [] for name in TESTED_NAMES}
-    const_all = np.zeros(m, bool)
-    ts_cells = np.zeros(len(d.cell_sizes))
-    n_scored = 0
-    for j0 in range(0, m, chunk):
-        j1 = min(j0 + chunk, m)
-        At = np.take(X[:, j0:j1], d.order, axis=0).astype(np.float64)   # [n, k], working order
-        k = j1 - j0
-        mean = At.mean(axis=0)
-        if f16:  # a float64 sum of float16 values is exact, so a constant column centres to exact zeros
-            const = np.zeros(k, bool)
-            At -= mean
-            const = ~(np.einsum("ij,ij->j", At, At) > 0)
-        else:
-            const = At.min(axis=0) == At.max(axis=0)
-            At -= mean
-        At[:, const] = 0.0
-        const_all[j0:j1] = const
-        s = chunk_sums(At, mean, d)
-        xp = cross_products(s, d)
-        # --- the study's pooled statistics
-        r = core._r_from_centered_pairs(pp["yc_t"] @ s.S_T, s.Saa, pp["Syy"])
-        put("pearson_r", j0, r)
-        put("pearson_p_naive", j0, core.t_pvalue(r, n - 2))
-        tw = np.flatnonzero(rank_sel[j0:j1] & ~const)   # the analytic cross-check, on the rank subset
-        if len(tw):
-            put_at("pearson_p_twoway", j0 + tw, twoway_test(s, d, tw))
-        put("r_freq", j0, core._r_from_centered_pairs(pp["fc_t"] @ s.S_T, s.Saa, pp["Sff"]))
-        # --- the four tested statistics: value, p_type, p_seq, p = max
-        vals = {}
-        C, saa, Ag_over = xp
-        products = permuted_products(s, prep["_VT"]) if prep["_VT"] is not None else None
-        wcols = np.flatnonzero(widen_sel[j0:j1])
-        for i, spec in enumerate(TESTED):
-            rv, parts = partial_r(C, saa, d.spaces[spec.space], spec)
-            rv[const] = np.nan
-            vals[spec.name] = rv
-            t = prep[spec.name]
-            p_seq, var_seq = cluster_test(s, parts, t["cluster"])
-            var_type = type_cluster_var(s, Ag_over, parts, t["cluster"], wcols)
-            rp = (permuted_r(products[:, i * P:(i + 1) * P], Ag_over, parts, t["null"])
-                  if products is not None else None)
-            _put_tested(put, j0, spec.name, rv, core.t_pvalue(rv, parts_df(d, spec)), p_seq, (var_seq, var_type),
-                        rp, perm_r, ratios)
-        rn, rn_perm, p_seq, var_seq, p_naive = next_partial(s, At, d, prep[NEXT])
-        rn[const] = np.nan
-        _put_tested(put, j0, NEXT, rn, p_naive, p_seq, (var_seq,), rn_perm, perm_r, ratios)
-        rs, _ = partial_r(C, saa, d.spaces["all"], _spline_spec(d))
-        rs[const] = np.nan
-        put(SPLINE, j0, rs)
-        for key, v in commonality(vals["r_within"], _within_r(xp, d, "logfreq"), pp["r_yf_within"]).items():
-            put(key, j0, np.where(const, np.nan, v))
-        # --- moments: bimodality coefficient; storage resolution
-        put("bimodality_coefficient", j0, core.bimodality_from_moments(n, s.Saa, s.S3, s.S4))
-        sd = np.sqrt(s.Saa / max(n - 1, 1))
-        if f16:
-            ulp = np.spacing(np.abs(mean).astype(np.float16)).astype(np.float64)
-            put("sd_ulps", j0, np.where(const, 0.0, sd / ulp))
-        # --- median split per neuron
-        _split_columns(put, j0, s, mean, (n_s, n_e, n_l))
-        # --- ranks (Spearman, Mann-Whitney, group medians) and the dip test, on their neuron subsets
-        rk = np.flatnonzero(rank_sel[j0:j1])
-        if len(rk):
-            A = (At[:, rk] + mean[rk]).T.copy()          # [k', n] values (exact for float16 data)
-            V = core.f16_keys(A.astype(np.float16)) if f16 else A
-            order, srt = core.sort_keys(V)
-            _rank_columns(lambda name, _j0, v: put_at(name, j0 + rk, v), 0, V, order, srt, const[rk], pp,
-                          (n_s, n_e, n_l))
-            del order, srt, V, A
-        dp = np.flatnonzero(dip_sel[j0:j1] & ~const)
-        if len(dp):
-            A = (At[:, dp] + mean[dp]).T.copy()
-            _dip_columns(lambda name, _j0, v: put_at(name, j0 + dp, v), 0, len(dp), A, np.arange(len(dp)),
-                         f16, jitter_rng, n_s)
-            del A
-        if pooled:
-            ok = ~const
-            ts_cells += s.cellsT[:, ok] @ (1.0 / sd[ok])
-            n_scored += int(ok.sum())
-        del At, s
-    cols = out.cols
+    seed = tuple(int(x) for x in np.atleast_1d(seed))
+    rng = np.random.default_rng(list(seed))
+    blk = _Block(d, _prepared(d), seed,
+                 dip_sel=_subset(m, dip_neurons, rng) if dip else np.zeros(m, bool),
+                 rank_sel=_subset(m, rank_neurons, rng) if ranks else np.zeros(m, bool),
+                 widen_sel=_subset(m, widen_neurons, rng), f16=X.dtype == np.float16, pooled=pooled,
+                 gemm_threads=1)
+    starts = list(range(0, m, chunk))
+    run = lambda j0: _chunk(X, blk, j0, min(j0 + chunk, m))  # noqa: E731
+    if workers > 1 and len(starts) > 1:
+        # chunks are independent (their own neurons, their own jitter stream): the same bytes in any order
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            outs = list(pool.map(run, starts))
+    else:
+        outs = [run(j0) for j0 in starts]
+    cols: dict = {}
+    for j0, o in zip(starts, outs):
+        for name, v in o.cols.items():
+            if name not in cols:
+                cols[name] = np.full(m, np.nan)
+            cols[name][j0: j0 + len(v)] = v
+    perm_r = {name: [o.perm_r[name] for o in outs if o.perm_r.get(name) is not None] for name in TESTED_NAMES}
+    ratios = {name: [o.ratios[name] for o in outs if o.ratios.get(name) is not None] for name in TESTED_NAMES}
+    const_all = np.concatenate([o.const for o in outs])
     cols["nan_reason"] = np.where(const_all, "constant activation", "")
-    cols["dip_tested"] = dip_sel & ~const_all
-    cols["rank_tested"] = rank_sel & ~const_all
-    cols.setdefault("pearson_p_twoway", np.full(m, np.nan))
-    for c in ("dip", "dip_p", "dip_short", "dip_short_p", "spearman_r", "spearman_p_naive", "split_p_naive",
-              "split_cliffs_delta", "sd_ulps", "split_median_short", "split_median_equal", "split_median_long",
-              "split_mean_short", "split_mean_equal", "split_mean_long", "split_cohens_d"):
+    cols["dip_tested"] = blk.dip_sel & ~const_all
+    cols["rank_tested"] = blk.rank_sel & ~const_all
+    for c in ("pearson_p_twoway", "dip", "dip_p", "dip_short", "dip_short_p", "spearman_r", "spearman_p_naive",
+              "split_p_naive", "split_cliffs_delta", "sd_ulps", "split_median_short", "split_median_equal",
+              "split_median_long", "split_mean_short", "split_mean_equal", "split_mean_long", "split_cohens_d"):
         cols.setdefault(c, np.full(m, np.nan))
-    summaries, nulls, extra = _finish_tested(cols, perm_r, ratios, alpha)
+    summaries, nulls, extra = _finish_tested(cols, perm_r, ratios, alpha, workers)
     res = BlockResult(cols, summaries, nulls, extra=extra)
     if pooled:
-        res.pooled = _pooled_split(X, d, ts_cells / max(n_scored, 1))
+        ts_cells = sum(o.ts_cells for o in outs)
+        res.pooled = _pooled_split(X, d, ts_cells / max(sum(o.n_scored for o in outs), 1))
     return res
+
+
+def _centred_chunk(X, d: Design, j0: int, j1: int, f16: bool):
+    """(At [n, k] float64 centred in working order, mean [k], const [k]) of neurons j0..j1."""
+    At = np.take(X[:, j0:j1], d.order, axis=0).astype(np.float64)
+    const = None if f16 else At.min(axis=0) == At.max(axis=0)
+    mean = At.mean(axis=0)
+    At -= mean
+    if f16:  # a float64 sum of float16 values is exact, so a constant column centres to exact zeros
+        const = ~(np.einsum("ij,ij->j", At, At) > 0)
+    At[:, const] = 0.0
+    return At, mean, const
+
+
+def _chunk(X, blk: _Block, j0: int, j1: int) -> _ChunkOut:
+    """Every per-neuron statistic of neurons j0..j1 (positions in the chunk's own columns)."""
+    d, prep = blk.d, blk.prep
+    pp = prep["_pooled"]
+    n, P = d.n, d.n_perm
+    At, mean, const = _centred_chunk(X, d, j0, j1, blk.f16)
+    out = _Columns(j1 - j0)
+    put, put_at = out.put, out.put_at
+    perm_r: dict = {}
+    ratios: dict = {}
+    s = chunk_sums(At, mean, d)
+    C, saa, Ag_over = xp = cross_products(s, d)
+    # --- the study's pooled statistics
+    r = core._r_from_centered_pairs(pp["yc_t"] @ s.S_T, s.Saa, pp["Syy"])
+    put("pearson_r", 0, r)
+    put("pearson_p_naive", 0, core.t_pvalue(r, n - 2))
+    tw = np.flatnonzero(blk.rank_sel[j0:j1] & ~const)   # the analytic cross-check, on the rank subset
+    if len(tw):
+        put_at("pearson_p_twoway", tw, twoway_test(s, d, tw))
+    put("r_freq", 0, core._r_from_centered_pairs(pp["fc_t"] @ s.S_T, s.Saa, pp["Sff"]))
+    # --- the four tested statistics: value, p_naive, p_seq; permuted values and variances for p
+    vals = {}
+    products = permuted_products(s, prep["_VT"], blk.gemm_threads) if prep["_VT"] is not None else None
+    wcols = np.flatnonzero(blk.widen_sel[j0:j1])
+    for i, spec in enumerate(TESTED):
+        rv, parts = partial_r(C, saa, d.spaces[spec.space], spec)
+        rv[const] = np.nan
+        vals[spec.name] = rv
+        t = prep[spec.name]
+        p_seq, var_seq = cluster_test(s, parts, t["cluster"])
+        var_type = type_cluster_var(s, Ag_over, parts, t["cluster"], wcols)
+        rp = permuted_r(products[:, i * P:(i + 1) * P], Ag_over, parts, t["null"]) if products is not None else None
+        _put_tested(put, 0, spec.name, rv, core.t_pvalue(rv, parts_df(d, spec)), p_seq, (var_seq, var_type),
+                    rp, perm_r, ratios)
+    rn, rn_perm, p_seq, var_seq, p_naive = next_partial(s, At, d, prep[NEXT], blk.gemm_threads)
+    rn[const] = np.nan
+    _put_tested(put, 0, NEXT, rn, p_naive, p_seq, (var_seq,), rn_perm, perm_r, ratios)
+    rs, _ = partial_r(C, saa, d.spaces["all"], _spline_spec(d))
+    rs[const] = np.nan
+    put(SPLINE, 0, rs)
+    for key, v in commonality(vals["r_within"], _within_r(xp, d, "logfreq"), pp["r_yf_within"]).items():
+        put(key, 0, np.where(const, np.nan, v))
+    # --- moments: bimodality coefficient; storage resolution; the median split
+    put("bimodality_coefficient", 0, core.bimodality_from_moments(n, s.Saa, s.S3, s.S4))
+    sd = np.sqrt(s.Saa / max(n - 1, 1))
+    if blk.f16:
+        ulp = np.spacing(np.abs(mean).astype(np.float16)).astype(np.float64)
+        put("sd_ulps", 0, np.where(const, 0.0, sd / ulp))
+    _split_columns(put, 0, s, mean, d.group_sizes)
+    _shape_columns(put_at, At, mean, const, blk, j0, j1)
+    ts_cells, n_scored = None, 0
+    if blk.pooled:
+        ok = ~const
+        ts_cells = s.cellsT[:, ok] @ (1.0 / sd[ok])
+        n_scored = int(ok.sum())
+    for name in TESTED_NAMES:
+        perm_r.setdefault(name, None)
+        ratios.setdefault(name, None)
+    return _ChunkOut(out.cols, perm_r, ratios, const, ts_cells, n_scored)
+
+
+def _shape_columns(put_at, At, mean, const, blk: _Block, j0: int, j1: int) -> None:
+    """Ranks (Spearman, Mann-Whitney, group medians) and the dip test, on their seeded neuron subsets."""
+    rk = np.flatnonzero(blk.rank_sel[j0:j1])
+    if len(rk):
+        A = (At[:, rk] + mean[rk]).T.copy()          # [k', n] values (exact for float16 data)
+        V = core.f16_keys(A.astype(np.float16)) if blk.f16 else A
+        order, srt = core.sort_keys(V)
+        _rank_columns(lambda name, _j0, v: put_at(name, rk, v), 0, V, order, srt, const[rk], blk.prep["_pooled"],
+                      blk.d.group_sizes)
+        del order, srt, V, A
+    dp = np.flatnonzero(blk.dip_sel[j0:j1] & ~const)
+    if len(dp):
+        A = (At[:, dp] + mean[dp]).T.copy()
+        jitter_rng = np.random.default_rng(list(blk.seed) + [1, j0])   # per chunk: any order, same values
+        _dip_columns(lambda name, _j0, v: put_at(name, dp, v), 0, len(dp), A, np.arange(len(dp)), blk.f16,
+                     jitter_rng, blk.d.group_sizes[0])
 
 
 def _put_tested(put, j0, name, r, p_naive, p_seq, variances, r_perm, perm_r, ratios) -> None:
@@ -239,13 +289,13 @@ def _put_tested(put, j0, name, r, p_naive, p_seq, variances, r_perm, perm_r, rat
     r_perm[~ok] = np.nan
     with np.errstate(invalid="ignore", divide="ignore"):
         v = np.mean(r_perm**2, axis=1)
-    ratios[name].append(np.column_stack([v, *variances]))
-    perm_r[name].append(r_perm.astype(np.float32))
+    ratios[name] = np.column_stack([v, *variances])
+    perm_r[name] = r_perm.astype(np.float32)
 
 
-def _finish_tested(cols: dict, perm_r: dict, ratios: dict, alpha: float):
+def _finish_tested(cols: dict, perm_r: dict, ratios: dict, alpha: float, workers: int = 1):
     """p_type, the widened null, p and the block-level summaries of every tested statistic, once all chunks
-    are done.
+    are done (the statistics in parallel on `workers` threads; each writes only its own keys).
 
     The widening factor f is one per block and statistic (nulls.widen_factor): the permutation null scaled
     by the block's ratio of each analytic clustered variance to the permutation variance, where that
@@ -253,40 +303,63 @@ def _finish_tested(cols: dict, perm_r: dict, ratios: dict, alpha: float):
     |r_perm| >= |r| / f; a median scales by f and a mean square by f^2; a share beyond each neuron's own
     (1 - alpha) quantile does not change. Summaries: share of negative values, median, mean square, and
     "sig", the share of neurons beyond their own null's (1 - alpha) quantile of |r|."""
+    parts = {}
+
+    def one(name):
+        parts[name] = _finish_statistic(name, cols[name], perm_r[name], ratios[name], alpha)
+
+    if workers > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(one, TESTED_NAMES))
+    else:
+        for name in TESTED_NAMES:
+            one(name)
     summaries, nulls, extra = {}, {}, {}
-    for name in TESTED_NAMES:
-        r = cols[name]
-        ok = np.isfinite(r)
-        rv = r[ok]
-        summaries[f"{name}.neg"] = float(np.mean(rv < 0)) if rv.size else np.nan
-        summaries[f"{name}.med"] = float(np.median(rv)) if rv.size else np.nan
-        summaries[f"{name}.ms"] = float(np.mean(rv**2)) if rv.size else np.nan
-        if not perm_r[name]:
-            continue
-        rp = np.concatenate(perm_r[name])                                   # [m, P] float32
-        var = np.concatenate(ratios[name])
-        f = widen_factor(var[:, 1:], var[:, 0])
-        absr = np.abs(rp)
-        cols[f"{name}_p_type"] = permutation_p(r, rp, abs_perm=absr)
-        with np.errstate(invalid="ignore"):
-            cols[f"{name}_p"] = permutation_p(r / f, rp, abs_perm=absr)
-        cols[f"{name}_null_scale"] = np.where(ok, f, np.nan)
-        if not rv.size:
-            continue
-        rp, absr = rp[ok], absr[ok]
-        P = rp.shape[1]
-        kth = min(P - 1, max(0, int(np.ceil((1 - alpha) * P)) - 1))
-        thr = np.partition(absr, kth, axis=1)[:, kth].astype(np.float64)   # each neuron's (1 - alpha) quantile
-        sq = np.square(rp, dtype=np.float64)
-        v = sq.mean(axis=1)
-        summaries[f"{name}.sig"] = float(np.mean(np.abs(rv) > f * thr))
-        summaries[f"{name}.null_ms"] = float(f * f * v.mean())
-        extra[f"{name}.null_sd"] = float(f * np.sqrt(v.mean()))
-        nulls[f"{name}.neg"] = np.mean(rp < 0, axis=0)
-        nulls[f"{name}.ms"] = f * f * sq.mean(axis=0)
-        nulls[f"{name}.sig"] = np.mean(absr > thr[:, None].astype(np.float32), axis=0)
-        nulls[f"{name}.med"] = f * _column_medians(rp)
+    for name in TESTED_NAMES:                      # merged in a fixed order: the same dicts either way
+        c, sm, nl, ex = parts[name]
+        cols.update(c)
+        summaries.update(sm)
+        nulls.update(nl)
+        extra.update(ex)
     return summaries, nulls, extra
+
+
+def _finish_statistic(name: str, r: np.ndarray, perm_chunks: list, ratio_chunks: list, alpha: float):
+    """(columns, summaries, nulls, extra) of one tested statistic (see _finish_tested)."""
+    cols, summaries, nulls, extra = {}, {}, {}, {}
+    ok = np.isfinite(r)
+    rv = r[ok]
+    summaries[f"{name}.neg"] = float(np.mean(rv < 0)) if rv.size else np.nan
+    summaries[f"{name}.med"] = float(np.median(rv)) if rv.size else np.nan
+    summaries[f"{name}.ms"] = float(np.mean(rv**2)) if rv.size else np.nan
+    if not perm_chunks:
+        return cols, summaries, nulls, extra
+    rp = np.concatenate(perm_chunks)                                    # [m, P] float32
+    var = np.concatenate(ratio_chunks)
+    f = widen_factor(var[:, 1:], var[:, 0])
+    absr = np.abs(rp)
+    cols[f"{name}_p_type"] = permutation_p(r, rp, abs_perm=absr)
+    with np.errstate(invalid="ignore"):
+        cols[f"{name}_p"] = permutation_p(r / f, rp, abs_perm=absr)
+    cols[f"{name}_null_scale"] = np.where(ok, f, np.nan)
+    if not rv.size:
+        return cols, summaries, nulls, extra
+    rp, absr = rp[ok], absr[ok]
+    P = rp.shape[1]
+    kth = min(P - 1, max(0, int(np.ceil((1 - alpha) * P)) - 1))
+    thr = np.partition(absr, kth, axis=1)[:, kth].astype(np.float64)   # each neuron's (1 - alpha) quantile
+    sq = np.square(rp, dtype=np.float64)
+    v = sq.mean(axis=1)
+    summaries[f"{name}.sig"] = float(np.mean(np.abs(rv) > f * thr))
+    summaries[f"{name}.null_ms"] = float(f * f * v.mean())
+    extra[f"{name}.null_sd"] = float(f * np.sqrt(v.mean()))
+    nulls[f"{name}.neg"] = np.mean(rp < 0, axis=0)
+    nulls[f"{name}.ms"] = f * f * sq.mean(axis=0)
+    nulls[f"{name}.sig"] = np.mean(absr > thr[:, None].astype(np.float32), axis=0)
+    nulls[f"{name}.med"] = f * _column_medians(rp)
+    return cols, summaries, nulls, extra
 
 
 def _column_medians(a: np.ndarray) -> np.ndarray:

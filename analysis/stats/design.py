@@ -165,6 +165,10 @@ class Design:
         n = len(token_id)
         if n < 4:
             raise DesignError(f"only {n} tokens: the statistics need at least 4")
+        for name, v in (("length", y), ("log_freq", f)):
+            if not np.isfinite(v).all():
+                raise DesignError(f"tokens.parquet column `{name}` has {int((~np.isfinite(v)).sum())} non-finite "
+                                  "values among the analysed tokens: re-run `dvc repro tokens@<model>`")
         if np.ptp(y) == 0:
             raise DesignError(f"token length is constant ({y[0]:g}) over the sample: no correlation with "
                               "length is defined (check tokens.count_leading_space and the corpus)")

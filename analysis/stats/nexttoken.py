@@ -103,7 +103,7 @@ def next_terms(d: Design) -> NextTerms:
                      YT=YT, Xg_p=Xg_p, sxx_p=sxx_p)
 
 
-def next_partial(s, At: np.ndarray, d: Design, nt: NextTerms):
+def next_partial(s, At: np.ndarray, d: Design, nt: NextTerms, threads: int = 2):
     """(r [k], r_perm [k, P] or None, p_seq [k], var_r [k], p_naive [k]) for the chunk's neurons; var_r is
     the sequence-clustered variance on the scale of r (see nulls.widen_factor)."""
     nn = d.no_next
@@ -123,7 +123,7 @@ def next_partial(s, At: np.ndarray, d: Design, nt: NextTerms):
     r_perm = None
     if nt.YT is not None:
         Anx = s.S_nextT - np.asarray(nt.B.T @ alpha)                       # [T, k]: S_next - B' alpha
-        with blas_threads(2):
+        with blas_threads(threads):
             num_p = (nt.YT @ Anx.astype(np.float32)).T.astype(np.float64)
         num_p -= beta.T @ nt.Xg_p
         with np.errstate(invalid="ignore", divide="ignore"):

@@ -61,10 +61,10 @@ def null_terms(d: Design, spec: Partial) -> NullTerms | None:
     return NullTerms(VT=np.ascontiguousarray(V.T, dtype=np.float32), Vg=Vg, GZp=GZp, spp=spp)
 
 
-def permuted_products(s, VT: np.ndarray) -> np.ndarray:
+def permuted_products(s, VT: np.ndarray, threads: int = 2) -> np.ndarray:
     """[k, rows of VT]: S' v for every stacked permuted vector (one product for all statistics; the
-    compute-bound step, so it runs on two BLAS threads)."""
-    with blas_threads(2):
+    compute-bound step, so it runs on `threads` BLAS threads; the values do not depend on it)."""
+    with blas_threads(threads):
         return (VT @ s.S32_T()).T.astype(np.float64)
 
 

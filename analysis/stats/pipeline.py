@@ -13,6 +13,7 @@ the permutations from default_rng([seed]), the dip subset and jitter from defaul
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
@@ -91,9 +92,10 @@ def check_finite(X: np.ndarray, where: str) -> None:
 
 def analyse(blocks: Iterable[tuple[int, np.ndarray]], design: Design, keep: np.ndarray, cfg: dict, seed: int,
             meta: dict, n_blocks: int, n_tokens: int, progress=None, ranks: bool = True,
-            dip: bool = True) -> ModelStats:
+            dip: bool = True, source: str | Path = "") -> ModelStats:
     """Statistics, nulls, summaries and verdicts of one model on one sample. ranks / dip: the rank-based
-    and shape statistics (descriptive; C7 needs the dip test), off for replicates."""
+    and shape statistics (descriptive; C7 needs the dip test), off for replicates; source: the folder of
+    the block files, for messages."""
     alpha = float(cfg["alpha"])
     split_idx, split_desc = split_block_index(cfg, n_blocks)
     frames, results, pooled = [], {}, None
@@ -101,12 +103,13 @@ def analyse(blocks: Iterable[tuple[int, np.ndarray]], design: Design, keep: np.n
         if X.shape[0] != len(keep):
             raise StatsInputError(f"block_{b:02d}.npy has {X.shape[0]} rows, tokens.parquet {len(keep)}: "
                                   "re-run `dvc repro` (the activations and the token table are out of step)")
+        name = str(Path(source) / f"block_{b:02d}.npy") if source else f"block_{b:02d}.npy"
+        check_finite(X, name)          # every row, separators included: a corrupt file is corrupt anywhere
         Xv = np.asarray(X[keep])
-        check_finite(Xv, f"block_{b:02d}.npy")
         out = compute_block(Xv, design, seed=(seed, b), chunk=int(cfg.get("chunk_neurons", 256)), alpha=alpha,
                             dip_neurons=cfg.get("dip_neurons"), rank_neurons=cfg.get("rank_neurons"),
                             widen_neurons=cfg.get("nulls", {}).get("widen_neurons", 512), pooled=(b == split_idx),
-                            ranks=ranks, dip=dip)
+                            ranks=ranks, dip=dip, workers=int(cfg.get("workers", 1)))
         df = pd.DataFrame(out.neurons)
         df.insert(0, "block", b)
         df.insert(1, "neuron", np.arange(Xv.shape[1]))
