@@ -182,3 +182,24 @@ def test_parallel_chunks_give_the_same_bytes():
                for k in one.summaries)
     assert all(one.nulls[k].tobytes() == three.nulls[k].tobytes() for k in one.nulls)
     assert np.isfinite(one.neurons["dip"]).sum() == 30 and one.pooled == three.pooled
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_pooled_distribution_matches_numpy(dtype):
+    """The pooled split's counted distribution (bit patterns for float16) against numpy on the raw values:
+    quantiles, median, histogram exactly; mean and variance to rounding. Both zeros count as one value."""
+    from analysis.stats.block import _Distribution, _pooled_values
+
+    rng = np.random.default_rng(0)
+    X = (rng.standard_normal((3000, 50)) * 3).astype(dtype)
+    X[0, 0], X[1, 1] = -0.0, 0.0
+    rows = rng.random(3000) < 0.4
+    dist, v = _pooled_values(X, rows), X[rows].astype(np.float64).ravel()
+    assert dist.n == v.size
+    assert dist.mean() == pytest.approx(v.mean(), rel=1e-12) and dist.var() == pytest.approx(v.var(ddof=1), rel=1e-10)
+    for q in (0.005, 0.3, 0.5, 0.995):
+        assert dist.quantile(q) == np.quantile(v, q)
+    edges = np.linspace(-5, 5, 11)
+    assert dist.histogram(edges) == np.histogram(v, edges)[0].tolist()
+    both = _Distribution.merge([dist, _pooled_values(X, ~rows)])
+    assert both.quantile(0.995) == np.quantile(X.astype(np.float64).ravel(), 0.995)

@@ -300,7 +300,9 @@ def stability_bands(samples: Mapping[str, Sequence[pd.DataFrame]], labels: Mappi
         ax.set_xlabel(tr(lang, "rel_depth"))
         style.panel_label(ax, "abcd"[i])
     axes[0].fill_between([], [], color=style.NULL_COLOR, alpha=0.35, label=tr(lang, "null_range"))
-    axes[0].fill_between([], [], color="#999999", alpha=0.22, label=tr(lang, "sample_range"))
+    # the band takes each model's colour; the legend shows the first model's (one entry for all)
+    band = colors[next(iter(samples))] if samples else "#999999"
+    axes[0].fill_between([], [], color=band, alpha=0.22, label=tr(lang, "sample_range"))
     style.figure_legend(fig, axes[:1], ncol=4)
     return fig
 

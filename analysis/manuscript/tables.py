@@ -37,9 +37,12 @@ def _verdict_cell(lang: str, c: dict) -> str:
 
 
 def _control_cell(lang: str, d: dict) -> str:
+    """The control's headline verdict and in how many of its weight initialisations it came out (as the
+    trained models' cells count samples)."""
     v = verdict_word(lang, d.get("verdict"))
     n = int(d.get("n", 1))
-    return f"{v} ({d.get('n_supported', 0)}/{n})" if n > 1 else v
+    agree = (d.get("counts") or {}).get(d.get("verdict"), 0)
+    return f"{v} ({agree}/{n})" if n > 1 else v
 
 
 def verdict_matrix(lang: str, models: dict[str, ModelResults], per: dict[str, dict], roles: dict) -> str:

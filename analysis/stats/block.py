@@ -460,6 +460,55 @@ def _dip_columns(put, j0, k, A, rows, f16, rng, n_s) -> None:
     put("dip_short_p", j0, dsp)
 
 
+@dataclass
+class _Distribution:
+    """The values of many (token, neuron) pairs as distinct values with counts: exact order statistics,
+    moments and histograms without sorting tens of millions of values (float16 has 65536 bit patterns)."""
+    values: np.ndarray       # distinct values, ascending (float64)
+    counts: np.ndarray       # how often each occurs (int64)
+
+    @property
+    def n(self) -> int:
+        return int(self.counts.sum())
+
+    @classmethod
+    def merge(cls, parts: list["_Distribution"]) -> "_Distribution":
+        v, inv = np.unique(np.concatenate([p.values for p in parts]), return_inverse=True)
+        return cls(v, np.bincount(inv, weights=np.concatenate([p.counts for p in parts])).astype(np.int64))
+
+    def mean(self) -> float:
+        return float(self.counts @ self.values / self.n)
+
+    def var(self) -> float:
+        return float(self.counts @ (self.values - self.mean()) ** 2 / (self.n - 1))
+
+    def _order(self, k: np.ndarray) -> np.ndarray:     # k-th smallest (0-based)
+        return self.values[np.searchsorted(np.cumsum(self.counts), k, side="right")]
+
+    def quantile(self, q: float) -> float:
+        """As numpy.quantile's default (linear between the order statistics around (n - 1) q)."""
+        h = (self.n - 1) * q
+        lo = int(np.floor(h))
+        a, b = self._order(np.array([lo, min(lo + 1, self.n - 1)]))
+        return float(a + (h - lo) * (b - a))
+
+    def histogram(self, edges: np.ndarray) -> list[int]:
+        return np.histogram(self.values, edges, weights=self.counts)[0].astype(np.int64).tolist()
+
+
+def _pooled_values(X: np.ndarray, rows: np.ndarray) -> _Distribution:
+    """The distribution of X[rows] (all columns): counted by bit pattern for float16, else np.unique."""
+    sub = np.asarray(X[rows])
+    if sub.dtype == np.float16:
+        counts = np.bincount(sub.view(np.uint16).ravel(), minlength=1 << 16)
+        values = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16).astype(np.float64)
+        used = counts > 0                 # finite values only (the stage checks); -0 and +0 merge below
+        v, inv = np.unique(values[used], return_inverse=True)
+        return _Distribution(v, np.bincount(inv, weights=counts[used]).astype(np.int64))
+    v, c = np.unique(sub.astype(np.float64), return_counts=True)
+    return _Distribution(v, c.astype(np.int64))
+
+
 def _pooled_split(X: np.ndarray, d: Design, ts_cells: np.ndarray, n_bins: int = 80) -> dict:
     """Median split pooled over neurons (the study's histograms) and its dependence-aware test.
 
@@ -476,22 +525,17 @@ def _pooled_split(X: np.ndarray, d: Design, ts_cells: np.ndarray, n_bins: int = 
     inv = np.empty(d.n, dtype=np.int64)
     inv[d.order] = np.arange(d.n)
     group_rows = d.group[inv]
-    vals = {}
-    for g, name in ((SHORT, "short"), (EQUAL, "equal"), (LONG, "long")):
-        v = np.asarray(X[group_rows == g], dtype=np.float32).ravel()
-        vals[name] = v
-        out[f"pooled_mean_{name}"] = float(v.mean(dtype=np.float64)) if v.size else np.nan
-        out[f"pooled_median_{name}"] = float(np.median(v)) if v.size else np.nan
-    vS, vL = vals["short"], vals["long"]
-    if vS.size > 1 and vL.size > 1:
-        out["pooled_cohens_d"] = float(core.cohens_d(
-            vL.mean(dtype=np.float64), vL.var(dtype=np.float64, ddof=1), vL.size,
-            vS.mean(dtype=np.float64), vS.var(dtype=np.float64, ddof=1), vS.size))
-        allv = np.concatenate([vS, vals["equal"], vL])
-        lo, hi = np.quantile(allv, [0.005, 0.995])
-        edges = np.linspace(lo, hi, n_bins + 1)
-        out["histogram"] = {"edges": edges.tolist(), **{k: np.histogram(v, edges)[0].tolist() for k, v in vals.items()}}
-        del allv
+    dists = {name: _pooled_values(X, group_rows == g)
+             for g, name in ((SHORT, "short"), (EQUAL, "equal"), (LONG, "long"))}
+    for name, dist in dists.items():
+        out[f"pooled_mean_{name}"] = dist.mean() if dist.n else np.nan
+        out[f"pooled_median_{name}"] = dist.quantile(0.5) if dist.n else np.nan
+    dS, dL = dists["short"], dists["long"]
+    if dS.n > 1 and dL.n > 1:
+        out["pooled_cohens_d"] = float(core.cohens_d(dL.mean(), dL.var(), dL.n, dS.mean(), dS.var(), dS.n))
+        pooled = _Distribution.merge(list(dists.values()))
+        edges = np.linspace(pooled.quantile(0.005), pooled.quantile(0.995), n_bins + 1)
+        out["histogram"] = {"edges": edges.tolist(), **{k: v.histogram(edges) for k, v in dists.items()}}
     # token score sums per type and per (sequence, group)
     ts_type = np.bincount(d.cell_type, weights=ts_cells, minlength=d.n_types)
     diff, diff_perm = split_shift_null(d, ts_type)

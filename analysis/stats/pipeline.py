@@ -82,7 +82,10 @@ def design_from_tokens(tokens: pd.DataFrame, cfg: dict, seed: int) -> tuple[Desi
 
 def check_finite(X: np.ndarray, where: str) -> None:
     """Non-finite activations are an error that names the block and how many values (never 'constant')."""
-    bad = ~np.isfinite(X)
+    if X.dtype == np.float16:   # exponent bits all set: inf or NaN (np.isfinite on float16 is ~3x slower)
+        bad = (X.view(np.uint16) & np.uint16(0x7C00)) == np.uint16(0x7C00)
+    else:
+        bad = ~np.isfinite(X)
     if bad.any():
         rows = np.unique(np.nonzero(bad)[0])
         raise StatsInputError(f"{where}: {int(bad.sum())} non-finite values (NaN/inf) in {len(rows)} token rows "
