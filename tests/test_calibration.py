@@ -64,6 +64,10 @@ def null_runs(tmp_path_factory, params):
             verdicts.append({cid: v["verdict"] for cid, v in claims["small"].items()})
             rates.append({c: float((neurons[c] < 0.05).mean()) for c in TESTED_P + ("pearson_p_naive",)})
         out[scenario] = (verdicts, pd.DataFrame(rates))
+        supported = {c: sum(v[c] == "supported" for v in verdicts) for c in verdicts[0]}
+        print(f"\ncalibration {scenario} ({len(SEEDS)} seeds): rejection at 5 % "
+              + ", ".join(f"{c} {r:.3f}" for c, r in pd.DataFrame(rates).mean().items())
+              + f"; supported {supported}")   # shown with `pytest -s` (numbers for the README)
     return out
 
 

@@ -63,17 +63,8 @@ def one_blas_thread():
         with threadpool_limits(1, user_api="blas"):
             yield
         return
-    lib = _numpy_openblas()
-    if lib is None:
+    with blas_threads(1):
         yield
-        return
-    get, set_ = lib
-    old = get()
-    set_(1)
-    try:
-        yield
-    finally:
-        set_(old)
 
 
 @lru_cache(maxsize=1)
