@@ -210,6 +210,10 @@ def quarto_metadata(prov: dict[str, Any]) -> dict[str, Any]:
         "python": e["python"],
         "packages": ", ".join(f"{k} {v}" for k, v in e["packages"].items() if v != "not installed") or "—",
         "platform": f"{e['platform']['system']} {e['platform']['machine']}, {e['cpu_count']} CPUs",
+        # the same three in Vietnamese (the paper-vi footer)
+        "data_tag_vi": g["tag"] or "không có (bản checkout chưa gắn thẻ)",
+        "describe_vi": g["describe"] or "không phải bản checkout git",
+        "platform_vi": f"{e['platform']['system']} {e['platform']['machine']}, {e['cpu_count']} nhân CPU",
     }}
     if g["commit_date"]:
         out["date"] = g["commit_date"][:10]

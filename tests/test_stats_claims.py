@@ -75,6 +75,11 @@ def test_c5_and_c6():
     assert C.c6_zones(J, {}, TH["C5"], TH["C4"])["verdict"] == "supported"
     J = joint(**{"r_within.ms": (np.full(10, 0.001), 0.001, 0.0002), "r_within.med": (0.0, 0.0, 0.005)})
     assert C.c6_zones(J, {}, TH["C5"], TH["C4"])["verdict"] == "not_supported"
+    # every zone beyond chance, but the first block only barely positive: the zones C4 asks for do not hold
+    J = joint(**{"r_within.ms": (ms, 0.001, 0.0002), "r_within.med": (np.r_[0.008, np.full(9, -0.05)], 0.0, 0.001),
+                 "r_within.neg": (0.5, 0.5, 0.02)})
+    assert C.c4_first_block(J, TH["C4"])["verdict"] == "mixed"
+    assert C.c6_zones(J, {}, TH["C5"], TH["C4"])["verdict"] == "mixed"
 
 
 def test_c8():

@@ -12,6 +12,7 @@ analysis.figures.data (C: neurons, B: blocks, T: tokens).
 from __future__ import annotations
 
 import math
+import textwrap
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -263,7 +264,7 @@ def depth_compare(blocks: Mapping[str, pd.DataFrame], labels: Mapping[str, str],
     for i, (ax, t, yl) in enumerate(zip(axes, titles, ylabels)):
         ax.set_title(tr(lang, t))
         ax.set_xlabel(tr(lang, "rel_depth"))
-        ax.set_ylabel(tr(lang, yl))
+        ax.set_ylabel(textwrap.fill(tr(lang, yl), 24, break_on_hyphens=False))   # three panels: long labels wrap
         style.panel_label(ax, "abc"[i])
     axes[0].axhline(0, color="k", lw=0.5)
     style.figure_legend(fig, list(axes[:1]), ncol=4)

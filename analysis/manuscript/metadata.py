@@ -112,7 +112,9 @@ def model_numbers(params: dict, mr: ModelResults, alpha: float) -> dict[str, Any
         p("version", f"{spec['package']} {spec.get('version', '')}".strip())
     else:
         seeds = spec.get("init_seeds") or [spec.get("init_seed", 0)]
-        p("version", f"{spec.get('architecture', DASH)}, init seeds {', '.join(str(x) for x in seeds)}")
+        listed = ", ".join(str(x) for x in seeds)
+        p("version", f"{spec.get('architecture', DASH)}, init seeds {listed}")
+        p("version_vi", f"{spec.get('architecture', DASH)}, hạt giống khởi tạo {listed}")
     p("n_blocks", fint(mr.n_blocks))
     p("last_block", fint(mr.n_blocks - 1))
     p("n_neurons", fint(s.get("n_neurons") or meta.get("n_neurons")))
@@ -254,9 +256,15 @@ def _control_text(lang: str, per: dict, c: dict, cid: str) -> str:
     parts = []
     for name, d in ctl.items():
         label = per[name][f"short_{lang}"]
-        parts.append(S.control_phrase(lang, label, verdict_word(lang, d.get("verdict")), int(d.get("n_supported", 0)),
-                                      int(d.get("n", 1))))
+        n_same = int((d.get("counts") or {}).get(d.get("verdict"), 0))
+        parts.append(S.control_phrase(lang, label, verdict_word(lang, d.get("verdict")), n_same, int(d.get("n", 1))))
     return "; ".join(parts)
+
+
+def _same_architecture(a: ModelResults, b: ModelResults) -> bool:
+    """Same model type, hooked module, number of blocks and of neurons (as the extraction metadata say)."""
+    keys = ("site_module", "n_blocks", "n_neurons", "model_type")
+    return all(a.meta.get(k) == b.meta.get(k) for k in keys) and a.meta.get("site_module") is not None
 
 
 def build_metadata(params: dict, models: dict[str, ModelResults], root: Path, results: Path,
@@ -314,6 +322,12 @@ def build_metadata(params: dict, models: dict[str, ModelResults], root: Path, re
     put(tree, "par.n_permutations", fint(st.get("nulls", {}).get("n_permutations")))
     put(tree, "par.strata_min_types", fint(st.get("nulls", {}).get("strata_min_types")))
     put(tree, "par.min_agree", fpct(st.get("stability", {}).get("min_agree"), 0))
+    from analysis.stats.claims import LEVEL
+
+    put(tree, "par.component_level", fr(LEVEL, 3))
+    c8th = st.get("claims", {}).get("C8", {})
+    put(tree, "par.c8_vanish", fpct(c8th.get("vanish_max_share"), 0))
+    put(tree, "par.c8_survive", fpct(c8th.get("survive_min_share"), 0))
     put(tree, "par.dip_neurons", fint(st.get("dip_neurons")) if st.get("dip_neurons") else "all")
     put(tree, "par.example_neurons", str(int(params.get("assets", {}).get("example_neurons", 3))))
     put(tree, "par.seed", str(params.get("seed", DASH)))
@@ -331,14 +345,15 @@ def build_metadata(params: dict, models: dict[str, ModelResults], root: Path, re
         rows = [{"label": lab(n), "n_blocks": per[n]["n_blocks"], "n_neurons": per[n]["n_neurons"],
                  "weights": per[n][f"weights_{lang}"]} for n in names]
         put(tree, f"say.models_{lang}", S.models_sentence(lang, rows))
-        put(tree, f"say.scale_{lang}", S.scale_sentence(lang, [lab(n) for n in pretrained]))
+        put(tree, f"say.scale_{lang}", S.scale_sentence(lang, [lab(n) for n in pretrained], len(names)))
         put(tree, f"say.control_{lang}", S.control_sentence(
-            lang, lab(ctrl) if ctrl else None, fint(len(init_seeds)),
-            lab(roles["primary"]), per[roles["primary"]]["null"]["split_sd"],
-            per[ctrl]["null"]["split_sd"] if ctrl else DASH, per[roles["primary"]]["null"]["split_null_sd"]))
+            lang, lab(ctrl) if ctrl else None, fint(len(init_seeds)), per[roles["primary"]][f"short_{lang}"],
+            bool(ctrl) and _same_architecture(models[roles["primary"]], models[ctrl]),
+            per[ctrl]["null"]["split_sd"] if ctrl else DASH, per[ctrl]["null"]["split_null_sd"] if ctrl else DASH))
         put(tree, f"say.leading_space_{lang}", S.leading_space_sentence(lang, counted))
         put(tree, f"say.site_{lang}", S.site_sentence(lang, site, [models[n].meta.get("site_module", DASH)
-                                                                    for n in names]))
+                                                                    for n in names],
+                                                       [per[n][f"short_{lang}"] for n in names]))
         put(tree, f"say.null_{lang}", NULL_WORDS[lang])
         for cid in CLAIM_IDS:
             k = cid.lower()

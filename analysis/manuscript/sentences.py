@@ -30,7 +30,7 @@ CLAIMS = {
            "vi": "phân phối của r co hẹp về gần 0 ở các khối cuối, khi trọng tâm chuyển sang token kế tiếp"},
     "C6": {"en": "density curves and heatmaps of r by block show these depth zones",
            "vi": "các đường mật độ và bản đồ nhiệt của r theo khối cho thấy rõ các vùng độ sâu này"},
-    "C7": {"en": "activations become multimodal with scale where a smaller model's look Gaussian",
+    "C7": {"en": "activations become multimodal with scale, where those of a smaller model look Gaussian",
            "vi": "hoạt hóa trở nên đa đỉnh khi mô hình lớn hơn, trong khi ở mô hình nhỏ chúng gần với phân phối chuẩn"},
     "C8": {"en": "token frequency confounds the length effect, because short tokens are also frequent tokens",
            "vi": "tần suất token gây nhiễu cho hiệu ứng độ dài, vì token ngắn cũng là token xuất hiện nhiều"},
@@ -67,7 +67,7 @@ COMPONENTS = {
 VERDICT_VERB = {
     "en": {"supported": "support", "not_supported": "do not support", "mixed": "are mixed on",
            "not_applicable": "cannot test", "missing": "were not computed for"},
-    "vi": {"supported": "ủng hộ", "not_supported": "không ủng hộ", "mixed": "chưa nhất quán về",
+    "vi": {"supported": "ủng hộ", "not_supported": "không ủng hộ", "mixed": "không nhất quán về",
            "not_applicable": "không kiểm định được", "missing": "chưa tính cho"},
 }
 
@@ -75,15 +75,15 @@ FRAMES = {
     "en": {
         "supported": "For {label}, the data support the claim that {claim}{extra}.",
         "not_supported": "For {label}, the data do not support the claim that {claim}{extra}.",
-        "mixed": "For {label}, the evidence on the claim that {claim} is mixed{extra}.",
-        "not_applicable": "For {label}, the claim that {claim} does not apply to this configuration{extra}.",
+        "mixed": "For {label}, the evidence is mixed on the claim that {claim}{extra}.",
+        "not_applicable": "For {label}, this configuration cannot test the claim that {claim}{extra}.",
         "missing": "For {label}, no verdict was computed for the claim that {claim}.",
     },
     "vi": {
         "supported": "Với {label}, dữ liệu ủng hộ nhận định rằng {claim}{extra}.",
         "not_supported": "Với {label}, dữ liệu không ủng hộ nhận định rằng {claim}{extra}.",
-        "mixed": "Với {label}, bằng chứng về nhận định rằng {claim} chưa nhất quán{extra}.",
-        "not_applicable": "Với {label}, nhận định rằng {claim} không áp dụng được cho cấu hình này{extra}.",
+        "mixed": "Với {label}, bằng chứng không nhất quán về nhận định rằng {claim}{extra}.",
+        "not_applicable": "Với {label}, cấu hình này không kiểm định được nhận định rằng {claim}{extra}.",
         "missing": "Với {label}, chưa có kết luận cho nhận định rằng {claim}.",
     },
 }
@@ -107,12 +107,13 @@ def agreement(lang: str, n_agree: int, n: int, stable: bool) -> str:
             }[lang]
 
 
-def control_phrase(lang: str, label: str, verdict_word_: str, n_supported: int, n: int) -> str:
-    """'the random-weights control: not supported, supported in 0 of 3 initialisations'."""
+def control_phrase(lang: str, label: str, verdict_word_: str, n_same: int, n: int) -> str:
+    """'Random-weight control: not supported in 3 of 3 weight initialisations' (the headline verdict and how
+    many initialisations gave it, as the verdict table counts them)."""
     if n <= 1:
         return {"en": f"{label}: {verdict_word_}", "vi": f"{label}: {verdict_word_}"}[lang]
-    return {"en": f"{label}: {verdict_word_}; supported in {n_supported} of {n} weight initialisations",
-            "vi": f"{label}: {verdict_word_}; được ủng hộ ở {n_supported} trên {n} lần khởi tạo trọng số"}[lang]
+    return {"en": f"{label}: {verdict_word_} in {n_same} of {n} weight initialisations",
+            "vi": f"{label}: {verdict_word_} ở {n_same} trên {n} lần khởi tạo trọng số"}[lang]
 
 
 def claim_sentence(lang: str, cid: str, verdict: str | None, label: str, agree: str = "", control: str = "") -> str:
@@ -125,12 +126,12 @@ def claim_sentence(lang: str, cid: str, verdict: str | None, label: str, agree: 
 def models_sentence(lang: str, rows: Sequence[dict]) -> str:
     """rows: {label, n_blocks, n_neurons, weights} with strings already in `lang`."""
     unit = {"en": ("blocks", "neurons"), "vi": ("khối", "nơ-ron")}[lang]
-    parts = [f"{r['label']} ({r['n_blocks']} {unit[0]} × {r['n_neurons']} {unit[1]}, {r['weights']})" for r in rows]
+    parts = [f"{r['label']}, {r['n_blocks']} {unit[0]} × {r['n_neurons']} {unit[1]}" for r in rows]
     lead = {"en": "This run analyses ", "vi": "Lần chạy này phân tích "}[lang]
-    return lead + join_list(lang, parts) + "."
+    return lead + "; ".join(parts) + "."
 
 
-def scale_sentence(lang: str, pretrained: Sequence[str]) -> str:
+def scale_sentence(lang: str, pretrained: Sequence[str], n_models: int = 2) -> str:
     if len(pretrained) >= 2:
         return {
             "en": f"The configuration holds trained models of different size, {join_list('en', pretrained)}, so the "
@@ -140,29 +141,43 @@ def scale_sentence(lang: str, pretrained: Sequence[str]) -> str:
         }[lang]
     return {
         "en": f"The configuration holds a single trained model, {pretrained[0] if pretrained else '—'}, so the study's "
-              "comparison across scale cannot be repeated here; the figures set it against the other models of the "
-              "run at matched relative depth instead.",
+              "comparison across scale cannot be repeated here; the figures set it against the "
+              + ("other model" if n_models == 2 else "other models") + " of the run at matched relative depth "
+              "instead.",
         "vi": f"Cấu hình chỉ có một mô hình đã huấn luyện là {pretrained[0] if pretrained else '—'}, nên không thể lặp "
               "lại phép so sánh theo quy mô của nghiên cứu gốc; thay vào đó, các hình đặt mô hình này cạnh những mô "
               "hình còn lại của lần chạy tại cùng độ sâu tương đối.",
     }[lang]
 
 
-def control_sentence(lang: str, control: str | None, n_init: str, primary: str, sd_primary: str,
-                     sd_control: str, sd_null: str) -> str:
+def _capitalised(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def control_sentence(lang: str, control: str | None, n_init: str, primary: str, same_architecture: bool,
+                     sd_control: str, sd_null_control: str) -> str:
+    """What the random-weights control is, whether it shares the trained model's architecture, and its own
+    spread of r against its own calibrated null."""
     if control is None:
         return {"en": "No random-weights control is part of this configuration.",
                 "vi": "Cấu hình này không có mô hình đối chứng với trọng số ngẫu nhiên."}[lang]
+    shape = {"en": (f"It has the architecture and tokenizer of {primary}" if same_architecture else
+                    f"Its architecture and tokenizer are not those of {primary}, so it controls for what an "
+                    f"untrained network and its own token sample produce, not for {primary}'s architecture"),
+             "vi": (f"Mô hình này có cùng kiến trúc và bộ tách token với {primary}" if same_architecture else
+                    f"Kiến trúc và bộ tách token của mô hình này khác với {primary}, nên nó cho biết một mạng chưa "
+                    f"huấn luyện cùng mẫu token của chính nó tạo ra gì, chứ không đối chứng cho kiến trúc của "
+                    f"{primary}")}[lang]
     return {
-        "en": f"{control} has a trained model's architecture but random weights, drawn with {n_init} different seeds, "
-              f"so whatever it shows comes from the architecture, the tokenizer and the statistics of the tokens, "
-              f"not from learning. At the split block the standard deviation of r across neurons is {sd_primary} for "
-              f"{primary} and {sd_control} for the control, against {sd_null} under the calibrated null.",
-        "vi": f"{control} có kiến trúc của một mô hình đã huấn luyện nhưng trọng số ngẫu nhiên, được khởi tạo với "
-              f"{n_init} hạt giống khác nhau, nên mọi hiện tượng ở mô hình này đến từ kiến trúc, bộ tách token và thống "
-              f"kê của chính các token chứ không từ quá trình học. Tại khối phân nhóm, độ lệch chuẩn của r giữa các "
-              f"nơ-ron là {sd_primary} ở {primary} và {sd_control} ở mô hình đối chứng, so với {sd_null} theo phân "
-              f"phối ngẫu nhiên đã hiệu chỉnh.",
+        "en": f"{_capitalised(control)} is untrained: its weights are drawn at random with {n_init} different "
+              f"seeds, so whatever it shows comes from an architecture, a tokenizer and the statistics of the tokens, "
+              f"not from learning. {shape}. At the split block its standard deviation of r across neurons is "
+              f"{sd_control}, against {sd_null_control} under its own calibrated null.",
+        "vi": f"{_capitalised(control)} là một mạng chưa được huấn luyện: trọng số được khởi tạo ngẫu nhiên bằng "
+              f"{n_init} hạt giống khác nhau, nên mọi hiện tượng ở mô hình này đến từ kiến trúc, bộ tách token và "
+              f"thống kê của chính các token chứ không từ quá trình học. {shape}. Tại khối phân nhóm, độ lệch chuẩn "
+              f"của r giữa các nơ-ron của mô hình này là {sd_control}, so với {sd_null_control} theo phân phối ngẫu "
+              f"nhiên đã hiệu chỉnh của chính nó.",
     }[lang]
 
 
@@ -174,10 +189,17 @@ def leading_space_sentence(lang: str, counted: bool) -> str:
             "vi": 'khoảng trắng ở đầu token không được tính (" the" có độ dài 3)'}[lang]
 
 
-def site_sentence(lang: str, site: str, modules: Sequence[str]) -> str:
+def site_sentence(lang: str, site: str, modules: Sequence[str], labels: Sequence[str] | None = None) -> str:
+    """'the output of `mlp.c_fc` (GPT-Neo …), before the activation function'; each module with the models
+    it is read in when they differ."""
     where = {"pre": {"en": "before the activation function", "vi": "trước hàm kích hoạt"},
              "post": {"en": "after the activation function", "vi": "sau hàm kích hoạt"}}.get(site, {"en": site, "vi": site})
-    mods = join_list(lang, [f"`{m}`" for m in dict.fromkeys(modules)])
+    uniq = list(dict.fromkeys(modules))
+    if labels is not None and len(uniq) > 1:
+        by = {m: [lab for lab, mm in zip(labels, modules) if mm == m] for m in uniq}
+        mods = join_list(lang, [f"`{m}` ({join_list(lang, by[m])})" for m in uniq])
+    else:
+        mods = join_list(lang, [f"`{m}`" for m in uniq])
     return {"en": f"the output of {mods}, {where['en']}",
             "vi": f"đầu ra của {mods}, {where['vi']}"}[lang]
 
@@ -206,7 +228,15 @@ def stability_sentence(lang: str, label: str, n_samples: int, stable: Sequence[s
                 "vi": f"Với {label} chỉ có một mẫu, nên chưa đo được độ ổn định của các kết luận."}[lang]
     s = join_list(lang, stable) if stable else {"en": "none", "vi": "không có"}[lang]
     u = join_list(lang, unstable) if unstable else {"en": "none", "vi": "không có"}[lang]
+    if not unstable:
+        return {"en": f"Over {n_samples} independent samples of {label}, the headline verdicts of all claims are "
+                      f"stable.",
+                "vi": f"Qua {n_samples} mẫu độc lập của {label}, kết luận chính của mọi nhận định đều ổn định."}[lang]
+    if not stable:
+        return {"en": f"Over {n_samples} independent samples of {label}, no headline verdict is stable.",
+                "vi": f"Qua {n_samples} mẫu độc lập của {label}, không kết luận chính nào ổn định."}[lang]
+    one = len(unstable) == 1
     return {"en": f"Over {n_samples} independent samples of {label}, the headline verdicts of {s} are stable, and "
-                  f"those of {u} are not.",
+                  f"{'that' if one else 'those'} of {u} {'is' if one else 'are'} not.",
             "vi": f"Qua {n_samples} mẫu độc lập của {label}, kết luận chính của {s} là ổn định, còn của {u} thì "
                   f"không."}[lang]

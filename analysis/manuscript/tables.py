@@ -67,8 +67,8 @@ def verdict_matrix(lang: str, models: dict[str, ModelResults], per: dict[str, di
 def claims_detail(lang: str, models: dict[str, ModelResults], per: dict[str, dict]) -> str:
     """One row per null-tested component of each verdict: observed, the chance bound, beyond chance,
     and in how many samples it was beyond chance."""
-    head = {"en": ["Claim", "Model", "Component", "Observed", "Chance", "Beyond", "Samples"],
-            "vi": ["Nhận định", "Mô hình", "Thành phần", "Quan sát", "Ngẫu nhiên", "Vượt", "Số mẫu"]}[lang]
+    head = {"en": ["Claim", "Model", "Component", "Observed", "Chance", "Beyond", "Beyond in samples"],
+            "vi": ["Nhận định", "Mô hình", "Thành phần", "Quan sát", "Ngẫu nhiên", "Vượt", "Số mẫu vượt"]}[lang]
     yes_no = {"en": ("yes", "no"), "vi": ("có", "không")}[lang]
     rows = []
     for cid in CLAIM_IDS:
@@ -149,7 +149,7 @@ def provenance_table(lang: str, params: dict, models: dict[str, ModelResults], p
     for n, mr in models.items():
         m = per[n]
         rows.append([f"{L['model']}: {m[f'short_{lang}']}", f"`{n}`"])
-        rows.append(["", f"{m['source']}: {m['version']}"])
+        rows.append(["", f"{m['source']}: {m.get(f'version_{lang}', m['version'])}"])
         rows.append(["", f"{L['weights']} {m[f'weights_{lang}']}"])
         rows.append([f"{L['site']}", f"`{m['site_module']}` ({tree['par']['site']})"])
         rows.append([f"{L['device']}", str(mr.meta.get("device", DASH))])

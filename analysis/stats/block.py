@@ -13,9 +13,9 @@ Mann-Whitney, dip), split (median split). This module only wires them per chunk 
 
 - per neuron (`neurons`): the study's pooled Pearson r with its naive and two-way clustered p; the four
   tested statistics (within-sequence r with length, partial r with length given log frequency, partial r
-  with log frequency given length, partial r with the next token's length given the current length and log
-  frequency), each with p_type (type-level permutation), p_seq (sequence-clustered t) and p = max of the two
-  (what q-values and verdicts use); the partial r with a spline in log frequency; the commonality split;
+  with log frequency given length, partial r with the next token's length given the current token's type
+  and the sequence), each with p_type (type-level permutation), p_seq (sequence-clustered t) and p = max of
+  the two (what q-values and verdicts use); the partial r with a spline in log frequency; the commonality split;
   the median split; Spearman; Sarle's bimodality coefficient; the dip test on jittered values.
 - per block (`summaries`, `nulls`): for each tested statistic the share of negative values, the median, the
   mean square and the share individually significant, observed and under each of the P permutations.
@@ -347,19 +347,34 @@ def _finish_statistic(name: str, r: np.ndarray, perm_chunks: list, ratio_chunks:
     if not rv.size:
         return cols, summaries, nulls, extra
     rp, absr = rp[ok], absr[ok]
-    P = rp.shape[1]
-    kth = min(P - 1, max(0, int(np.ceil((1 - alpha) * P)) - 1))
-    thr = np.partition(absr, kth, axis=1)[:, kth].astype(np.float64)   # each neuron's (1 - alpha) quantile
+    sig_obs, sig_perm = _significant(np.abs(rv) / f, absr, alpha)
     sq = np.square(rp, dtype=np.float64)
     v = sq.mean(axis=1)
-    summaries[f"{name}.sig"] = float(np.mean(np.abs(rv) > f * thr))
+    summaries[f"{name}.sig"] = float(np.mean(sig_obs))
     summaries[f"{name}.null_ms"] = float(f * f * v.mean())
     extra[f"{name}.null_sd"] = float(f * np.sqrt(v.mean()))
     nulls[f"{name}.neg"] = np.mean(rp < 0, axis=0)
     nulls[f"{name}.ms"] = f * f * sq.mean(axis=0)
-    nulls[f"{name}.sig"] = np.mean(absr > thr[:, None].astype(np.float32), axis=0)
+    nulls[f"{name}.sig"] = np.mean(sig_perm, axis=0)
     nulls[f"{name}.med"] = f * _column_medians(rp)
     return cols, summaries, nulls, extra
+
+
+def _significant(abs_obs: np.ndarray, abs_perm: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """Which of each neuron's P + 1 values (observed [m], permuted [m, P]) are among its top
+    floor(alpha (P + 1)): the same rule for the observed value and for every permutation, so that under the
+    null the observed share of significant neurons is exchangeable with each permuted share. (A threshold
+    from the P permuted values alone, applied to each of them, counts a permutation against a set that
+    contains itself: the observed share then averages 26/501 against 25/500 and passes its null for a
+    large enough model; measured 50 % of pure-noise runs at 36 864 neurons.) Ties at the threshold count
+    as significant, for every value alike."""
+    m, P = abs_perm.shape
+    k = max(1, int(np.floor(alpha * (P + 1))))
+    allv = np.empty((m, P + 1), dtype=np.float64)
+    allv[:, 0] = abs_obs
+    allv[:, 1:] = abs_perm
+    thr = -np.partition(-allv, k - 1, axis=1)[:, k - 1]     # the k-th largest of the P + 1
+    return abs_obs >= thr, allv[:, 1:] >= thr[:, None]
 
 
 def _column_medians(a: np.ndarray) -> np.ndarray:
