@@ -265,10 +265,23 @@ def test_table_cells_fit_a_printed_page(assets_any):
                     assert len(c) <= MAX_CELL, f"{path.name}: cell of {len(c)} characters: {c!r}"
 
 
+def test_per_block_table_names_each_model_once_and_fits_the_page(assets_any):
+    """The long per-block table: at most 11 columns (equal widths on A4 at the tables' 8.5 pt), each model
+    named once in a row of its own rather than in a column repeated on every row."""
+    for lang in ("en", "vi"):
+        lines = (assets_any["gen"] / "tables" / lang / "blocks.md").read_text(encoding="utf-8").splitlines()
+        rows = [[c.strip() for c in ln.strip().strip("|").split(" | ")] for ln in lines]
+        assert all(len(r) <= 11 for r in rows), max(len(r) for r in rows)
+        named = [r[0] for r in rows[2:] if r[0].startswith("**")]
+        assert len(named) == len(set(named)) >= 1
+        assert all(all(not c for c in r[1:]) for r in rows[2:] if r[0].startswith("**"))
+
+
 def test_typst_tables_break_across_pages_and_are_not_justified():
     cfg = yaml.safe_load((ROOT / "_quarto.yml").read_text(encoding="utf-8"))
     header = cfg["format"]["typst"]["include-in-header"]["text"]
     assert "set par(justify: false)" in header and "breakable: true" in header
+    assert "set text(size:" in header      # tables a little smaller than the text
 
 
 @pytest.mark.quarto

@@ -114,15 +114,18 @@ def tokens_table(lang: str, models: dict[str, ModelResults], per: dict[str, dict
 
 
 def blocks_table(lang: str, models: dict[str, ModelResults], per: dict[str, dict]) -> str:
-    head = {"en": ["Model", "Block", "Depth", "Med. r", "SD r", "Chance SD", "r < 0", "Sig.", "Med. partial r",
+    """One row per block; each model opens with a row holding only its name (a column of repeated model
+    names would cost the printed page a fifth of its width)."""
+    head = {"en": ["Block", "Depth", "Med. r", "SD r", "Chance SD", "r < 0", "Sig.", "Med. partial r",
                    "Sig. partial", "Next r", "Multimodal"],
-            "vi": ["Mô hình", "Khối", "Độ sâu", "TV r", "ĐLC r", "ĐLC ngẫu nhiên", "r < 0", "Ý nghĩa", "TV r riêng",
+            "vi": ["Khối", "Độ sâu", "TV r", "ĐLC r", "ĐLC do ngẫu nhiên", "r < 0", "Ý nghĩa", "TV r riêng",
                    "Ý nghĩa riêng", "r kế tiếp", "Đa đỉnh"]}[lang]
     rows = []
     for n, mr in models.items():
+        rows.append([f"**{per[n][f'short_{lang}']}**"] + [""] * (len(head) - 1))
         for _, b in mr.blocks.iterrows():
             null_sd = b.get("r_within.null_ms")
-            rows.append([per[n][f"short_{lang}"], fint(b[B.block]), fr(b[B.rel_depth], 2), fr(b[B.r_median]),
+            rows.append([fint(b[B.block]), fr(b[B.rel_depth], 2), fr(b[B.r_median]),
                          fr(b[B.r_sd]), fr(null_sd ** 0.5 if null_sd is not None and null_sd == null_sd else None),
                          fpct(b[B.share_negative]), fpct(b[B.share_significant]), fr(b[B.partial_median]),
                          fpct(b[B.partial_share_significant]), fr(b[B.r_next_median]), fpct(b[B.share_multimodal])])
