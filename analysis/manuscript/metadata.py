@@ -251,13 +251,18 @@ def model_numbers(params: dict, mr: ModelResults, alpha: float) -> dict[str, Any
     return out
 
 
+def control_agreement(d: dict) -> int:
+    """How many of a control's weight initialisations gave its headline verdict (stability.control_distribution)."""
+    return int((d.get("counts") or {}).get(d.get("verdict"), 0))
+
+
 def _control_text(lang: str, per: dict, c: dict, cid: str) -> str:
     ctl = c.get("control") or {}
     parts = []
     for name, d in ctl.items():
         label = per[name][f"short_{lang}"]
-        n_same = int((d.get("counts") or {}).get(d.get("verdict"), 0))
-        parts.append(S.control_phrase(lang, label, verdict_word(lang, d.get("verdict")), n_same, int(d.get("n", 1))))
+        parts.append(S.control_phrase(lang, label, verdict_word(lang, d.get("verdict")), control_agreement(d),
+                                      int(d.get("n", 1))))
     return "; ".join(parts)
 
 

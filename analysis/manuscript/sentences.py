@@ -64,13 +64,6 @@ COMPONENTS = {
     "freq_beyond_chance": {"en": "neurons with a frequency effect", "vi": "nơ-ron có hiệu ứng tần suất"},
 }
 
-VERDICT_VERB = {
-    "en": {"supported": "support", "not_supported": "do not support", "mixed": "are mixed on",
-           "not_applicable": "cannot test", "missing": "were not computed for"},
-    "vi": {"supported": "ủng hộ", "not_supported": "không ủng hộ", "mixed": "không nhất quán về",
-           "not_applicable": "không kiểm định được", "missing": "chưa tính cho"},
-}
-
 FRAMES = {
     "en": {
         "supported": "For {label}, the data support the claim that {claim}{extra}.",

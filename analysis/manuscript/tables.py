@@ -21,7 +21,7 @@ from analysis.figures.data import B, CLAIM_IDS, T, ModelResults
 from analysis.figures.i18n import tr, verdict_word
 from analysis.manuscript import sentences as S
 from analysis.manuscript.format import DASH, fint, fpct, fr, md_table
-from analysis.manuscript.metadata import format_value
+from analysis.manuscript.metadata import control_agreement, format_value
 from analysis.provenance import package_versions
 
 TABLES = ("verdicts", "claims", "tokens", "blocks", "provenance")
@@ -41,8 +41,7 @@ def _control_cell(lang: str, d: dict) -> str:
     trained models' cells count samples)."""
     v = verdict_word(lang, d.get("verdict"))
     n = int(d.get("n", 1))
-    agree = (d.get("counts") or {}).get(d.get("verdict"), 0)
-    return f"{v} ({agree}/{n})" if n > 1 else v
+    return f"{v} ({control_agreement(d)}/{n})" if n > 1 else v
 
 
 def verdict_matrix(lang: str, models: dict[str, ModelResults], per: dict[str, dict], roles: dict) -> str:

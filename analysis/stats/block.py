@@ -537,9 +537,7 @@ def _pooled_split(X: np.ndarray, d: Design, ts_cells: np.ndarray, n_bins: int = 
     from scipy import stats as sps
 
     out: dict = {}
-    inv = np.empty(d.n, dtype=np.int64)
-    inv[d.order] = np.arange(d.n)
-    group_rows = d.group[inv]
+    group_rows = d.group[d.row_positions()]
     dists = {name: _pooled_values(X, group_rows == g)
              for g, name in ((SHORT, "short"), (EQUAL, "equal"), (LONG, "long"))}
     for name, dist in dists.items():

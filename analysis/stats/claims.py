@@ -174,6 +174,18 @@ def c3_negative(J: Joint, th: dict) -> dict:
     return V(verdict, stat, th, desc, tests)
 
 
+def _first_block_clear(median_r: np.ndarray, th: dict) -> bool:
+    """C4's magnitude: block 0's median r at least min_median_r and above every other block's."""
+    m0 = float(median_r[0])
+    return bool(m0 >= th["min_median_r"] and m0 > np.max(median_r[1:]))
+
+
+def _spread_ratio(excess: np.ndarray, middle: np.ndarray, last: np.ndarray) -> tuple[float, float, float]:
+    """(rms middle, rms last, last / middle) of the excess mean square of r over the two depth zones."""
+    rms_mid, rms_last = (float(np.sqrt(max(x, 0.0))) for x in (excess[middle].mean(), excess[last].mean()))
+    return rms_mid, rms_last, (rms_last / rms_mid if rms_mid > 0 else np.nan)
+
+
 def c4_first_block(J: Joint, th: dict) -> dict:
     """Block 0 is the opposite: clearly positive median r, above every other block."""
     if len(J.order) < 2:
@@ -183,7 +195,7 @@ def c4_first_block(J: Joint, th: dict) -> dict:
     test = null_test("block 0 median r", m0, n[:, 0], "greater", "block0_median", "r")
     stat = {"block0_median_r": m0, "max_other_median_r": float(np.max(others)),
             "block0_share_positive": 1 - float(J.obs("r_within.neg")[0])}
-    complete = m0 >= th["min_median_r"] and m0 > np.max(others)
+    complete = _first_block_clear(o[0], th)
     desc = (f"block 0 median r {m0:+.3f} (chance 97.5 %: {test['q975']:+.3f}); highest median among the other "
             f"blocks {np.max(others):+.3f}")
     return V(_rule([test["passed"]], complete), stat, th, desc, [test])
@@ -223,8 +235,7 @@ def c5_late_narrowing(J: Joint, th: dict) -> dict:
              null_test("excess spread of next-token partial r, last minus middle blocks", E_o[0], E_n, "greater",
                        "next_rising", "ms")]
     rms = lambda x: float(np.sqrt(max(x, 0.0)))  # noqa: E731
-    rms_mid, rms_last = rms(eo[0, middle].mean()), rms(eo[0, last].mean())
-    ratio = rms_last / rms_mid if rms_mid > 0 else np.nan
+    rms_mid, rms_last, ratio = _spread_ratio(eo[0], middle, last)
     rho = float(sps.spearmanr(J.blocks["rel_depth"], xo[0]).statistic) if np.ptp(xo[0]) > 0 else np.nan
     stat = {"rms_excess_r_middle": rms_mid, "rms_excess_r_last": rms_last, "ratio_last_over_middle": ratio,
             "rms_excess_next_middle": rms(xo[0, middle].mean()), "rms_excess_next_last": rms(xo[0, last].mean()),
@@ -257,10 +268,8 @@ def c6_zones(J: Joint, th: dict, c5th: dict, c4th: dict) -> dict:
     k = sum(t["passed"] for t in tests)
     # the zones must also be as large as C4 and C5 require of them, not only beyond chance
     m0 = float(o[0, 0])
-    rms_mid, rms_last = (float(np.sqrt(max(x, 0.0))) for x in (eo[0, middle].mean(), eo[0, last].mean()))
-    ratio = rms_last / rms_mid if rms_mid > 0 else np.nan
-    big_enough = bool(m0 >= c4th["min_median_r"] and m0 > np.max(o[0, 1:])
-                      and np.isfinite(ratio) and ratio < c5th["max_sd_ratio"])
+    _, _, ratio = _spread_ratio(eo[0], middle, last)
+    big_enough = bool(_first_block_clear(o[0], c4th) and np.isfinite(ratio) and ratio < c5th["max_sd_ratio"])
     stat = {"first_block_positive": first["passed"], "middle_negative": mid["passed"], "last_narrower": late["passed"],
             "block0_median_r": m0, "ratio_last_over_middle": ratio, "magnitudes_hold": big_enough}
     desc = (f"{k} of 3 depth zones beyond chance (first block positive, middle negative, last blocks narrower); "

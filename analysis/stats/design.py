@@ -262,10 +262,17 @@ class Design:
     def n_perm(self) -> int:
         return int(self.perms.shape[0])
 
+    def row_positions(self) -> np.ndarray:
+        """[n] working position of each row of the non-special token table (the inverse of `order`)."""
+        if "row_positions" not in self.extra:
+            inv = np.empty(self.n, dtype=np.int64)
+            inv[self.order] = np.arange(self.n)
+            self.extra["row_positions"] = inv
+        return self.extra["row_positions"]
+
     def token_covariates(self) -> dict[str, np.ndarray]:
         """Covariates in the row order of the non-special tokens (for tests and references)."""
-        inv = np.empty(self.n, dtype=np.int64)
-        inv[self.order] = np.arange(self.n)
+        inv = self.row_positions()
         t = self.type_of[inv]
         nt = self.next_type_of[inv]
         return {"length": self.length_t[t], "log_freq": self.logfreq_t[t], "seq": self.seq_of[inv],

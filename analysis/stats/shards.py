@@ -42,20 +42,11 @@ class ShardSums:
     nn: np.ndarray           # [len(nn_pos), k] their (a - shift)
 
 
-def _positions(rows: np.ndarray, d: Design) -> np.ndarray:
-    inv = d.extra.get("row_to_position")
-    if inv is None:
-        inv = np.empty(d.n, dtype=np.int64)
-        inv[d.order] = np.arange(d.n)
-        d.extra["row_to_position"] = inv
-    return inv[np.asarray(rows, dtype=np.int64)]
-
-
 def shard_sums(A: np.ndarray, rows: np.ndarray, d: Design, *, shard: int, shift: np.ndarray) -> ShardSums:
     """Sums of one shard. A: [len(rows), k] activations of the non-special token rows `rows` (indices into
     the design's row order); shift: [k]."""
     shift = np.asarray(shift, dtype=np.float64)
-    pos = _positions(rows, d)
+    pos = d.row_positions()[np.asarray(rows, dtype=np.int64)]
     keep = np.argsort(pos, kind="stable")            # working order inside the shard
     pos = pos[keep]
     Ac = np.asarray(A, dtype=np.float64)[keep] - shift
@@ -115,8 +106,7 @@ def finish(s: ShardSums, d: Design) -> ChunkSums:
     cellsT = s.cells - d.cell_sizes.astype(np.float64)[:, None] * dl
     next_counts = np.bincount(d.next_type_of[d.next_type_of >= 0], minlength=d.n_types).astype(np.float64)
     S_nextT = s.next_sums - next_counts[:, None] * dl
-    at = {int(p): i for i, p in enumerate(s.nn_pos)}
-    nnT = s.nn[[at[int(p)] for p in d.no_next]] - dl if len(d.no_next) else s.nn[:0]
+    nnT = s.nn[np.argsort(s.nn_pos)] - dl           # the design's no_next order (ascending positions)
     return ChunkSums(mean=s.shift + dl, Saa=saa, S3=s3, S4=s4, cellsT=cellsT,
                      S_T=np.asarray(d.extra["cell_to_type"] @ cellsT), A_gT=np.asarray(d.cell_to_seq.T @ cellsT),
                      S_nextT=S_nextT, nnT=nnT, group_sums=group_sums, group_sq=group_sq)
