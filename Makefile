@@ -62,7 +62,8 @@ test: setup
 
 lock:
 	@# --all keeps setuptools (the editable install builds with it, --no-build-isolation); pip itself is left out
-	$(BIN)/python -m pip freeze --all --exclude-editable | grep -v -E '^(tokenlen|pip)==' | sed 's/^torch==\(.*\)+cpu/torch==\1/' > requirements.lock.new
+	@# the header comment of the current lock file is kept
+	{ grep '^#' requirements.lock; $(BIN)/python -m pip freeze --all --exclude-editable | grep -v -E '^(tokenlen|pip)==' | sed 's/^torch==\(.*\)+cpu/torch==\1/'; } > requirements.lock.new
 	mv requirements.lock.new requirements.lock
 
 # ---------------------------------------------------------------------------------------------------------

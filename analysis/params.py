@@ -208,6 +208,11 @@ class Stats(_S):
     split_block_base: Literal[0, 1] = 0
     chunk_neurons: int = PosInt
     workers: int = Field(default=1, gt=0)
+    shards: int = Field(default=0, ge=0)
+    shard_batch: int = Field(default=8, gt=0)
+    engine: Literal["inprocess", "dask"] = "inprocess"
+    engine_workers: int = Field(default=2, gt=0)
+    engine_address: Optional[str] = None
     dip_neurons: Optional[int] = Field(default=None, gt=0)
     rank_neurons: Optional[int] = Field(default=None, gt=0)
     spline_knots: int = Field(default=5, ge=3)

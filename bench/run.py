@@ -476,6 +476,50 @@ def bench_stats(res: dict, repeats: int, quick: bool) -> None:
 
 # ---------------------------------------------------------------------------------------------------------
 # dvc repro when nothing changed
+def shard_config(n_windows: int, seq_len: int, n_neurons: int = 3072):
+    """(design, activations, reduce terms, window shards) of a seeded Zipf stream of n_windows x seq_len
+    tokens and a float16 random block of n_neurons (the 125M width)."""
+    from analysis.stats import shards
+    from analysis.stats.block import reduce_terms_of
+    from analysis.stats.pipeline import design_from_tokens
+    from analysis.stats.simulate import zipf_stream
+
+    tok = zipf_stream(1, n_seq=n_windows, seq_len=seq_len, vocab=8000)
+    d, _ = design_from_tokens(tok, {"nulls": {"n_permutations": 500}, "spline_knots": 5}, 0)
+    X = np.random.default_rng(0).standard_normal((d.n, n_neurons), dtype=np.float32).astype(np.float16)
+    return d, X, reduce_terms_of(d), shards.window_shards(d, n_windows)
+
+
+def bench_shards(res: dict, repeats: int, quick: bool) -> None:
+    """The sharded reduction (analysis/stats/shards.py): 64 shards of one 125M-wide block on a 2-worker Dask
+    LocalCluster against in-process (interleaved, best of), and merging 128 shard results."""
+    from analysis.params import load_params
+    from analysis.stats import shards
+    from analysis.stats.engine import Engine
+
+    batch = int(load_params()["stats"].get("shard_batch", 8))
+    d, X, terms, rows = shard_config(64, 128)
+    widen = np.arange(0, X.shape[1], 6)
+    run = lambda eng=None: shards.sharded_sums(X, d, terms, rows, engine=eng, widen=widen, batch=batch)  # noqa: E731
+    run()
+    with Engine("dask", workers=2) as eng:
+        run(eng)                                                      # warm-up: workers import, design sent
+        t = best_of({"inprocess": run, "dask": lambda: run(eng)}, max(repeats, 2 if quick else 3))
+    res["shards_64_inprocess_s"] = round(t["inprocess"]["best"], 3)
+    res["shards_64_dask_s"] = round(t["dask"]["best"], 3)
+    res["shards_dask_over_inprocess_64"] = round(t["dask"]["best"] / t["inprocess"]["best"], 2)
+    res["shards_64_config"] = f"64 windows x 128 tokens ({d.n_types} types), 3072 neurons, shard_batch {batch}"
+    d, X, terms, rows = shard_config(128, 64)
+    parts = [shards.shard_sums(X[r], r, d, terms, shard=i, shift=np.zeros(X.shape[1]), widen=widen)
+             for i, r in enumerate(rows)]
+    t0 = time.perf_counter()
+    shards.finish(shards.merge(parts, d), d, terms)
+    res["merge_128_shards_s"] = round(time.perf_counter() - t0, 3)
+    res["merge_128_config"] = f"128 windows x 64 tokens ({d.n_types} types), 3072 neurons, one shard per window"
+    log(f"shards: 64 in-process {res['shards_64_inprocess_s']} s, dask {res['shards_64_dask_s']} s "
+        f"({res['shards_dask_over_inprocess_64']} x); merge of 128 {res['merge_128_shards_s']} s")
+
+
 def _timed(cmd, cwd) -> tuple[float, subprocess.CompletedProcess]:
     t = time.perf_counter()
     p = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
@@ -579,6 +623,8 @@ TARGETS = {
     "stats_125m_s": ("<=", 10.0),
     "stats_1p3b_s": ("<=", 60.0),
     "repro_noop_s": ("<=", 5.0),
+    "shards_dask_over_inprocess_64": ("<=", 1.3),
+    "merge_128_shards_s": ("<=", 5.0),
 }
 
 
@@ -598,7 +644,7 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=2, help="interleaved repeats of each timed comparison (best of)")
     ap.add_argument("--quick", action="store_true", help="one repeat, no optional modes, no 1.3B extraction")
-    ap.add_argument("--only", nargs="*", default=None, choices=["125m", "1p3b", "stats", "repro"],
+    ap.add_argument("--only", nargs="*", default=None, choices=["125m", "1p3b", "stats", "repro", "shards"],
                     help="run only these parts (merged into an existing results.json)")
     ap.add_argument("--child-1p3b", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -606,9 +652,9 @@ def main(argv=None) -> None:
     if args.child_1p3b:
         return child_1p3b(args.child_1p3b)
     TMP.mkdir(parents=True, exist_ok=True)
-    parts = args.only or ["125m", "1p3b", "stats", "repro"]
+    parts = args.only or ["125m", "1p3b", "stats", "shards", "repro"]
     if args.quick and args.only is None:
-        parts = ["125m", "stats", "repro"]
+        parts = ["125m", "stats", "shards", "repro"]
     repeats = 1 if args.quick else args.repeats
     path = BENCH / "results.json"
     res = json.loads(path.read_text()) if args.only and path.exists() else {}
@@ -618,7 +664,8 @@ def main(argv=None) -> None:
     res.update(matmul_rates())
     log(f"matrix products: {res['matmul_fp32_gflops']} GFLOP/s fp32, {res['matmul_bf16_gflops']} bf16")
     steps = {"125m": lambda: bench_125m(res, repeats, args.quick), "1p3b": lambda: bench_1p3b(res),
-             "stats": lambda: bench_stats(res, repeats, args.quick), "repro": lambda: bench_repro(res, repeats)}
+             "stats": lambda: bench_stats(res, repeats, args.quick), "repro": lambda: bench_repro(res, repeats),
+             "shards": lambda: bench_shards(res, repeats, args.quick)}
     errors = {}
     for part in parts:
         t = time.perf_counter()

@@ -156,7 +156,7 @@ def test_permutation_nulls_vs_brute_force(data):
     At = np.take(X[:, :4], d.order, axis=0).astype(np.float64)
     mean = At.mean(axis=0)
     At -= mean
-    s = sums.chunk_sums(At, mean, d)
+    s = sums.chunk_sums(At, mean, d, prep["_reduce"])
     C, saa, Ag = sums.cross_products(s, d)
     tc = d.token_covariates()
     D = dummies(tc["seq"])
@@ -174,7 +174,7 @@ def test_permutation_nulls_vs_brute_force(data):
             for j in ok:
                 ref = np.corrcoef(resid(X[:, j], Z), resid(v, Z))[0, 1]
                 assert abs(rp[j, p] - ref) < 1e-5, (spec.name, p, j)
-    rn, rnp, *_ = next_partial(s, At, d, prep["partial_r_next"])
+    rn, rnp, *_ = next_partial(s, d, prep["partial_r_next"])
     inv = np.empty(d.n, dtype=np.int64)
     inv[d.order] = np.arange(d.n)
     nt_row = d.next_type_of[inv]

@@ -34,7 +34,7 @@ from .linear import (NEXT, TESTED, TESTED_NAMES, Partial, cluster_terms, cluster
                      twoway_test, type_cluster_var)
 from .nexttoken import next_partial, next_terms
 from .nulls import null_terms, permutation_p, permuted_products, permuted_r, split_shift_null, widen_factor
-from .sums import chunk_sums, cross_products
+from .sums import chunk_sums, cross_products, reduce_terms
 
 SPLINE = "partial_r_length_spline"
 SUMMARY_KEYS = ("neg", "med", "ms", "sig")
@@ -64,6 +64,7 @@ def _prepared(d: Design):
             prep[spec.name] = {"spec": spec, "cluster": cluster_terms(d, spec, parts),
                                "null": null_terms(d, spec)}
         prep[NEXT] = next_terms(d)
+        prep["_reduce"] = reduce_terms(d, {spec.name: prep[spec.name]["cluster"] for spec in TESTED}, prep[NEXT].WT)
         nts = [prep[spec.name]["null"] for spec in TESTED]
         prep["_VT"] = np.vstack([t.VT for t in nts]) if all(t is not None for t in nts) else None
         yc = d.length_t - (d.counts @ d.length_t) / d.n
@@ -83,19 +84,29 @@ def _prepared(d: Design):
     return d.extra["prepared"]
 
 
+def reduce_terms_of(d: Design):
+    """The design-level weights of the chunk and shard sums (sums.ReduceTerms), cached on the design."""
+    return _prepared(d)["_reduce"]
+
+
 def compute_block(X: np.ndarray, d: Design, *, seed=(0, 0), chunk: int = 256, alpha: float = 0.05,
                   dip_neurons: int | None = None, rank_neurons: int | None = None, widen_neurons: int | None = 512,
-                  ranks: bool = True, dip: bool = True, pooled: bool = False, workers: int = 1) -> BlockResult:
+                  ranks: bool = True, dip: bool = True, pooled: bool = False, workers: int = 1, shards: int = 0,
+                  shard_batch: int = 8, engine=None) -> BlockResult:
     """Statistics of one block. X: [n_tokens, n_neurons] in the row order of the design's (non-special)
     tokens, float16/32/64; finite (the stage checks). seed: picks the dip and rank subsets (`dip_neurons`,
     `rank_neurons` neurons per block; None: all) and the jitter. ranks / dip: the rank-based and shape
     statistics (descriptive; no verdict but C7 uses them). widen_neurons: the seeded subset on which the
-    type-clustered variance is computed for the block's widening factor (nulls.widen_factor)."""
+    type-clustered variance is computed for the block's widening factor (nulls.widen_factor). shards: 0, the
+    sums chunk by chunk in memory; N, every sum of the linear statistics from N shards of whole windows run
+    on `engine` (engine.Engine; in-process by default), `shard_batch` shards per task, and merged (shards.py;
+    equal to 1e-9)."""
     keep_freed_memory()
     with one_blas_thread():
         return _compute_block(X, d, seed=seed, chunk=chunk, alpha=alpha, dip_neurons=dip_neurons,
                               rank_neurons=rank_neurons, widen_neurons=widen_neurons, ranks=ranks, dip=dip,
-                              pooled=pooled, workers=max(1, int(workers)))
+                              pooled=pooled, workers=max(1, int(workers)), shards=int(shards),
+                              shard_batch=int(shard_batch), engine=engine)
 
 
 class _Columns:
@@ -128,20 +139,21 @@ class _Block:
     pooled: bool
     gemm_threads: int     # BLAS threads of the permutation products: 1, whatever `workers` (threaded
     #                       sgemm sums in another order: the bytes would depend on the thread count)
+    sums: object = None   # sums.ChunkSums of every neuron, merged from shards (None: each chunk sums its own)
 
 
 @dataclass
 class _ChunkOut:
-    cols: dict
+    columns: _Columns
     perm_r: dict
     ratios: dict
     const: np.ndarray
-    ts_cells: np.ndarray | None
+    ts_sums: tuple | None      # (per type [T], per short / long and sequence [2, G]) token-score sums
     n_scored: int
 
 
 def _compute_block(X, d: Design, *, seed, chunk, alpha, dip_neurons, rank_neurons, widen_neurons, ranks, dip,
-                   pooled, workers) -> BlockResult:
+                   pooled, workers, shards, shard_batch, engine) -> BlockResult:
     n, m = X.shape
     if n != d.n:
         raise ValueError(f"activations have {n} rows, the design {d.n} tokens")
@@ -152,6 +164,11 @@ def _compute_block(X, d: Design, *, seed, chunk, alpha, dip_neurons, rank_neuron
                  rank_sel=_subset(m, rank_neurons, rng) if ranks else np.zeros(m, bool),
                  widen_sel=_subset(m, widen_neurons, rng), f16=X.dtype == np.float16, pooled=pooled,
                  gemm_threads=1)
+    if shards:
+        from .shards import sharded_sums, window_shards
+
+        blk.sums = sharded_sums(X, d, blk.prep["_reduce"], window_shards(d, shards), engine=engine,
+                                widen=np.flatnonzero(blk.widen_sel), batch=shard_batch)
     starts = list(range(0, m, chunk))
     run = lambda j0: _chunk(X, blk, j0, min(j0 + chunk, m))  # noqa: E731
     if workers > 1 and len(starts) > 1:
@@ -164,7 +181,7 @@ def _compute_block(X, d: Design, *, seed, chunk, alpha, dip_neurons, rank_neuron
         outs = [run(j0) for j0 in starts]
     cols: dict = {}
     for j0, o in zip(starts, outs):
-        for name, v in o.cols.items():
+        for name, v in o.columns.cols.items():
             if name not in cols:
                 cols[name] = np.full(m, np.nan)
             cols[name][j0: j0 + len(v)] = v
@@ -181,8 +198,10 @@ def _compute_block(X, d: Design, *, seed, chunk, alpha, dip_neurons, rank_neuron
     summaries, nulls, extra = _finish_tested(cols, perm_r, ratios, alpha, workers)
     res = BlockResult(cols, summaries, nulls, extra=extra)
     if pooled:
-        ts_cells = sum(o.ts_cells for o in outs)
-        res.pooled = _pooled_split(X, d, ts_cells / max(sum(o.n_scored for o in outs), 1))
+        n_scored = max(sum(o.n_scored for o in outs), 1)
+        ts_type = sum(o.ts_sums[0] for o in outs) / n_scored
+        ts_seq = sum(o.ts_sums[1] for o in outs) / n_scored
+        res.pooled = _pooled_split(X, d, ts_type, ts_seq)
     return res
 
 
@@ -200,39 +219,53 @@ def _centred_chunk(X, d: Design, j0: int, j1: int, f16: bool):
 
 def _chunk(X, blk: _Block, j0: int, j1: int) -> _ChunkOut:
     """Every per-neuron statistic of neurons j0..j1 (positions in the chunk's own columns)."""
-    d, prep = blk.d, blk.prep
+    d = blk.d
+    At, mean, const = _centred_chunk(X, d, j0, j1, blk.f16)
+    if blk.sums is None:
+        s = chunk_sums(At, mean, d, blk.prep["_reduce"], widen=np.flatnonzero(blk.widen_sel[j0:j1]))
+    else:
+        s = blk.sums.columns(j0, j1)
+    out = sum_statistics(s, d, const, twoway_cols=np.flatnonzero(blk.rank_sel[j0:j1] & ~const),
+                         f16=blk.f16, pooled=blk.pooled, gemm_threads=blk.gemm_threads)
+    _shape_columns(out.columns.put_at, At, mean, const, blk, j0, j1)
+    return out
+
+
+def sum_statistics(s, d: Design, const: np.ndarray, *, twoway_cols: np.ndarray, f16: bool, pooled: bool = False,
+                   gemm_threads: int = 1) -> _ChunkOut:
+    """Every per-neuron statistic that is a function of the chunk's sums (sums.ChunkSums, in memory or merged
+    from shards): all but the ranks and the dip test. const: [k] constant neurons (NaN statistics);
+    twoway_cols: neurons of the two-way clustered cross-check (the rank subset); the type-clustered
+    variance uses the neurons s.widen."""
+    prep = _prepared(d)
     pp = prep["_pooled"]
     n, P = d.n, d.n_perm
-    At, mean, const = _centred_chunk(X, d, j0, j1, blk.f16)
-    out = _Columns(j1 - j0)
+    out = _Columns(len(s.Saa))
     put, put_at = out.put, out.put_at
     perm_r: dict = {}
     ratios: dict = {}
-    s = chunk_sums(At, mean, d)
     C, saa, Ag_over = xp = cross_products(s, d)
     # --- the study's pooled statistics
     r = core._r_from_centered_pairs(pp["yc_t"] @ s.S_T, s.Saa, pp["Syy"])
     put("pearson_r", 0, r)
     put("pearson_p_naive", 0, core.t_pvalue(r, n - 2))
-    tw = np.flatnonzero(blk.rank_sel[j0:j1] & ~const)   # the analytic cross-check, on the rank subset
-    if len(tw):
-        put_at("pearson_p_twoway", tw, twoway_test(s, d, tw))
+    if len(twoway_cols):
+        put_at("pearson_p_twoway", twoway_cols, twoway_test(s, d, twoway_cols))
     put("r_freq", 0, core._r_from_centered_pairs(pp["fc_t"] @ s.S_T, s.Saa, pp["Sff"]))
     # --- the four tested statistics: value, p_naive, p_seq; permuted values and variances for p
     vals = {}
-    products = permuted_products(s, prep["_VT"], blk.gemm_threads) if prep["_VT"] is not None else None
-    wcols = np.flatnonzero(blk.widen_sel[j0:j1])
+    products = permuted_products(s, prep["_VT"], gemm_threads) if prep["_VT"] is not None else None
     for i, spec in enumerate(TESTED):
         rv, parts = partial_r(C, saa, d.spaces[spec.space], spec)
         rv[const] = np.nan
         vals[spec.name] = rv
         t = prep[spec.name]
         p_seq, var_seq = cluster_test(s, parts, t["cluster"])
-        var_type = type_cluster_var(s, Ag_over, parts, t["cluster"], wcols)
+        var_type = type_cluster_var(s, Ag_over, parts, t["cluster"], s.widen)
         rp = permuted_r(products[:, i * P:(i + 1) * P], Ag_over, parts, t["null"]) if products is not None else None
         _put_tested(put, 0, spec.name, rv, core.t_pvalue(rv, parts_df(d, spec)), p_seq, (var_seq, var_type),
                     rp, perm_r, ratios)
-    rn, rn_perm, p_seq, var_seq, p_naive = next_partial(s, At, d, prep[NEXT], blk.gemm_threads)
+    rn, rn_perm, p_seq, var_seq, p_naive = next_partial(s, d, prep[NEXT], gemm_threads)
     rn[const] = np.nan
     _put_tested(put, 0, NEXT, rn, p_naive, p_seq, (var_seq,), rn_perm, perm_r, ratios)
     rs, _ = partial_r(C, saa, d.spaces["all"], _spline_spec(d))
@@ -243,20 +276,20 @@ def _chunk(X, blk: _Block, j0: int, j1: int) -> _ChunkOut:
     # --- moments: bimodality coefficient; storage resolution; the median split
     put("bimodality_coefficient", 0, core.bimodality_from_moments(n, s.Saa, s.S3, s.S4))
     sd = np.sqrt(s.Saa / max(n - 1, 1))
-    if blk.f16:
-        ulp = np.spacing(np.abs(mean).astype(np.float16)).astype(np.float64)
+    if f16:
+        ulp = np.spacing(np.abs(s.mean).astype(np.float16)).astype(np.float64)
         put("sd_ulps", 0, np.where(const, 0.0, sd / ulp))
-    _split_columns(put, 0, s, mean, d.group_sizes)
-    _shape_columns(put_at, At, mean, const, blk, j0, j1)
-    ts_cells, n_scored = None, 0
-    if blk.pooled:
+    _split_columns(put, 0, s, s.mean, d.group_sizes)
+    ts_sums, n_scored = None, 0
+    if pooled:   # sums of the token score (sum over neurons of a / sd) per type and per (short|long, sequence)
         ok = ~const
-        ts_cells = s.cellsT[:, ok] @ (1.0 / sd[ok])
+        inv_sd = 1.0 / sd[ok]
+        ts_sums = (s.S_T[:, ok] @ inv_sd, s.A_sgT[:, :, ok] @ inv_sd)
         n_scored = int(ok.sum())
     for name in TESTED_NAMES:
         perm_r.setdefault(name, None)
         ratios.setdefault(name, None)
-    return _ChunkOut(out.cols, perm_r, ratios, const, ts_cells, n_scored)
+    return _ChunkOut(out, perm_r, ratios, const, ts_sums, n_scored)
 
 
 def _shape_columns(put_at, At, mean, const, blk: _Block, j0: int, j1: int) -> None:
@@ -524,7 +557,7 @@ def _pooled_values(X: np.ndarray, rows: np.ndarray) -> _Distribution:
     return _Distribution(v, c.astype(np.int64))
 
 
-def _pooled_split(X: np.ndarray, d: Design, ts_cells: np.ndarray, n_bins: int = 80) -> dict:
+def _pooled_split(X: np.ndarray, d: Design, ts_type: np.ndarray, ts_seq: np.ndarray, n_bins: int = 80) -> dict:
     """Median split pooled over neurons (the study's histograms) and its dependence-aware test.
 
     - Values pooled over all (token, neuron) pairs: means, medians, Cohen's d (long - short) and histograms
@@ -549,8 +582,7 @@ def _pooled_split(X: np.ndarray, d: Design, ts_cells: np.ndarray, n_bins: int = 
         pooled = _Distribution.merge(list(dists.values()))
         edges = np.linspace(pooled.quantile(0.005), pooled.quantile(0.995), n_bins + 1)
         out["histogram"] = {"edges": edges.tolist(), **{k: v.histogram(edges) for k, v in dists.items()}}
-    # token score sums per type and per (sequence, group)
-    ts_type = np.bincount(d.cell_type, weights=ts_cells, minlength=d.n_types)
+    # token score sums per type and per (short | long, sequence)
     diff, diff_perm = split_shift_null(d, ts_type)
     out["token_score_diff"] = diff
     if diff_perm.size:
@@ -558,16 +590,11 @@ def _pooled_split(X: np.ndarray, d: Design, ts_cells: np.ndarray, n_bins: int = 
         out["token_score_diff_null_q975"] = float(np.quantile(diff_perm, 0.975))
         out["p_type"] = float((1 + np.sum(diff_perm <= diff + 1e-15)) / (diff_perm.size + 1))
         out["null_diff"] = diff_perm.tolist()
-    cell_group = np.where(d.length_t[d.cell_type] < d.median, SHORT,
-                          np.where(d.length_t[d.cell_type] > d.median, LONG, EQUAL))
-    diffs = []
-    for g in range(d.n_seq):
-        sel = d.cell_seq == g
-        lo, hi = sel & (cell_group == SHORT), sel & (cell_group == LONG)
-        nl, nh = d.cell_sizes[lo].sum(), d.cell_sizes[hi].sum()
-        if nl and nh:
-            diffs.append(ts_cells[hi].sum() / nh - ts_cells[lo].sum() / nl)
-    diffs = np.asarray(diffs)
+    grp_count = np.zeros((3, d.n_seq), dtype=np.int64)
+    np.add.at(grp_count, (d.group, d.seq_of), 1)
+    nl, nh = grp_count[SHORT], grp_count[LONG]
+    both = (nl > 0) & (nh > 0)
+    diffs = ts_seq[1][both] / nh[both] - ts_seq[0][both] / nl[both]
     out["sequence_n"] = int(diffs.size)
     out["sequence_mean_diff"] = float(diffs.mean()) if diffs.size else np.nan
     out["sequence_share_long_lower"] = float((diffs < 0).mean()) if diffs.size else np.nan

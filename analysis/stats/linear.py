@@ -109,6 +109,7 @@ class ClusterTerms:
     Lt: np.ndarray | None = None         # [T]
     H: np.ndarray | None = None          # [T, G] sum over (type, sequence) cells of xt
     T: int = 0
+    name: str = ""                       # the statistic (its U_seq / U_type in sums.ChunkSums)
 
 
 def cluster_terms(d: Design, spec: Partial, parts: dict) -> ClusterTerms:
@@ -136,7 +137,7 @@ def cluster_terms(d: Design, spec: Partial, parts: dict) -> ClusterTerms:
                         n_params=n_g + len(Z) + 1, G=n_g,
                         WcT=sparse.csr_array((xcell, (d.cell_seq, np.arange(C))), shape=(G, C)),
                         WctT=sparse.csr_array((xcell, (d.cell_type, np.arange(C))), shape=(T, C)), Kt=Kt,
-                        Lt=np.bincount(t, weights=xt * xt, minlength=T), H=H, T=T)
+                        Lt=np.bincount(t, weights=xt * xt, minlength=T), H=H, T=T, name=spec.name)
 
 
 def type_cluster_var(s, A_g_over: np.ndarray, parts: dict, ct: ClusterTerms, cols: np.ndarray) -> np.ndarray:
@@ -147,7 +148,9 @@ def type_cluster_var(s, A_g_over: np.ndarray, parts: dict, ct: ClusterTerms, col
     out = np.full(len(parts["num"]), np.nan)
     if not len(cols):
         return out
-    U = np.asarray(ct.WctT @ s.cellsT[:, cols])          # [T, k'] sum over the type's tokens of xt * a
+    if not np.array_equal(cols, s.widen):
+        raise ValueError("internal: the type-clustered variance needs the per-type sums of exactly these neurons")
+    U = s.U_t(ct.name).copy()                              # [T, k'] sum over the type's tokens of xt * a
     U -= ct.H @ A_g_over[cols].T
     if ct.Kt.shape[1]:
         U -= ct.Kt @ parts["gamma"][cols].T
@@ -160,7 +163,7 @@ def cluster_test(s, parts: dict, ct: ClusterTerms, alternative: str = "two-sided
     """(p, var_r): p of the within-sequence OLS slope with a CR1 sequence-clustered variance, t with G - 1
     df (as statsmodels), and the sequence-clustered variance from the scores under the null (slope 0) on
     the scale of r, for nulls.widen_factor."""
-    U0 = np.asarray(ct.WcT @ s.cellsT)                    # [G, k] sum over the sequence's tokens of xt * a
+    U0 = s.U(ct.name).copy()                              # [G, k] sum over the sequence's tokens of xt * a
     beta = parts["num"] / ct.sxx
     if ct.K.shape[1]:
         U0 -= ct.K @ parts["gamma"].T
@@ -190,9 +193,16 @@ def t_test_p(t: np.ndarray, df: float, alternative: str = "two-sided") -> np.nda
 def twoway_test(s, d: Design, cols: np.ndarray | None = None) -> np.ndarray:
     """p of the pooled slope of a ~ 1 + length, two-way clustered (sequence x type), CR1 per dimension,
     t with min(G_seq, G_type) - 1 df (statsmodels cov_type="cluster" with two group columns), for the
-    chunk's neurons `cols` (all by default). NaN where the combined variance is not positive."""
+    chunk's neurons `cols` (all by default). NaN where the combined variance is not positive.
+
+    The score of token i is yc_i (a_i - b yc_i) with yc = length - mean length, constant within a type and
+    within a (type, sequence) cell; the cluster sums of scores come from the per-type sums, the per-sequence
+    sums of yc a, and, for the cells, the expanded square sum_c (yc_c A_c - b n_c yc_c^2)^2 =
+    Q_cell - 2 b L_cell + b^2 sum_c n_c^2 yc_c^4 (no per-cell sums kept). The expansion loses digits as a
+    neuron becomes an exact linear function of length within cells (relative error ~ 1e-16 / (1 - R^2));
+    where it keeps fewer than ~6 (the cell term below 1e-10 of Q_cell) p is NaN rather than wrong."""
     cols = np.arange(s.S_T.shape[1]) if cols is None else cols
-    S_T, cellsT = s.S_T[:, cols], s.cellsT[:, cols]
+    S_T = s.S_T[:, cols]
     n = d.n
     w = d.counts.astype(np.float64)
     ybar = (w @ d.length_t) / n
@@ -200,18 +210,21 @@ def twoway_test(s, d: Design, cols: np.ndarray | None = None) -> np.ndarray:
     Syy = float(w @ yc_t**2)
     b = (yc_t @ S_T) / Syy                                         # [k]
     yc_cell = yc_t[d.cell_type]
-    # score sums per cluster: sum (y - ybar) * (a - b (y - ybar)); y is constant within a type and a cell
+    size = d.cell_sizes.astype(np.float64)
     U_type = S_T * yc_t[:, None] - (w * yc_t**2)[:, None] * b[None, :]
-    U_cell = cellsT * yc_cell[:, None] - (d.cell_sizes * yc_cell**2)[:, None] * b[None, :]
-    U_seq = np.asarray(d.cell_to_seq.T @ U_cell)
+    seq_yy = np.bincount(d.cell_seq, weights=size * yc_cell**2, minlength=d.n_seq)
+    U_seq = s.yU_seq[:, cols] - seq_yy[:, None] * b[None, :]
+    cell_ss = s.Q_cell[cols] - 2 * b * s.L_cell[cols] + b**2 * float(np.sum(size**2 * yc_cell**4))
+    precise = cell_ss > 1e-10 * s.Q_cell[cols]
 
-    def meat(U, G):
-        return np.einsum("ij,ij->j", U, U) * G / (G - 1.0) * (n - 1.0) / (n - 2.0)
+    def factor(G):
+        return G / (G - 1.0) * (n - 1.0) / (n - 2.0)
 
     G_t, G_s, G_c = d.n_types, d.n_seq, len(d.cell_sizes)
-    V = (meat(U_seq, G_s) + meat(U_type, G_t) - meat(U_cell, G_c)) / Syy**2
+    V = (np.einsum("ij,ij->j", U_seq, U_seq) * factor(G_s) + np.einsum("ij,ij->j", U_type, U_type) * factor(G_t)
+         - cell_ss * factor(G_c)) / Syy**2
     with np.errstate(invalid="ignore", divide="ignore"):
-        t = np.where(V > 0, b / np.sqrt(np.where(V > 0, V, 1.0)), np.nan)
+        t = np.where((V > 0) & precise, b / np.sqrt(np.where(V > 0, V, 1.0)), np.nan)
     return t_test_p(t, min(G_s, G_t) - 1)
 
 

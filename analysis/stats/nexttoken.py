@@ -2,7 +2,7 @@
 
     >>> from analysis.stats.nexttoken import next_terms, next_partial
     >>> nt = next_terms(design)                            # neuron-independent, once per design
-    >>> r, r_perm, p_seq, var_r, p_naive = next_partial(sums, At, design, nt)   # At: [n, k] centred
+    >>> r, r_perm, p_seq, var_r, p_naive = next_partial(sums, design, nt)   # sums: sums.ChunkSums
 
 Why the current token's *type* and not just its length and frequency: the activation at a position is
 largely a function of the current token (its identity), and the current token predicts the next one
@@ -103,7 +103,7 @@ def next_terms(d: Design) -> NextTerms:
                      YT=YT, Xg_p=Xg_p, sxx_p=sxx_p)
 
 
-def next_partial(s, At: np.ndarray, d: Design, nt: NextTerms, threads: int = 2):
+def next_partial(s, d: Design, nt: NextTerms, threads: int = 2):
     """(r [k], r_perm [k, P] or None, p_seq [k], var_r [k], p_naive [k]) for the chunk's neurons; var_r is
     the sequence-clustered variance on the scale of r (see nulls.widen_factor)."""
     nn = d.no_next
@@ -130,7 +130,7 @@ def next_partial(s, At: np.ndarray, d: Design, nt: NextTerms, threads: int = 2):
             r_perm = np.clip(num_p / np.sqrt(saa_M[:, None] * nt.sxx_p[None, :]), -1, 1)
         r_perm[~ok] = np.nan
     # sequence-clustered slope
-    U0 = np.asarray(nt.WT @ At)                                            # [G, k]
+    U0 = s.U_next.copy()                                                   # [G, k]: nt.WT @ a
     b = num / nt.sxx
     U0 -= nt.K.T @ alpha                                                   # scores under the null (slope 0)
     U = U0 - nt.L[:, None] * b[None, :]

@@ -12,6 +12,7 @@ the permutations from default_rng([seed]), the dip subset and jitter from defaul
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -22,6 +23,7 @@ import pandas as pd
 from .block import compute_block
 from .claims import model_claims
 from .design import Design
+from .engine import Engine
 from .model import (MULTIMODALITY_MEASURE, add_qvalues, block_table, frequency_aggregates, jsonable,
                     length_summary, null_table)
 
@@ -101,6 +103,16 @@ def analyse(blocks: Iterable[tuple[int, np.ndarray]], design: Design, keep: np.n
     the block files, for messages."""
     alpha = float(cfg["alpha"])
     split_idx, split_desc = split_block_index(cfg, n_blocks)
+    n_shards = int(cfg.get("shards", 0) or 0)
+    engine = Engine(cfg.get("engine", "inprocess"), workers=int(cfg.get("engine_workers", 2)),
+                    address=cfg.get("engine_address")) if n_shards else None
+    with engine if engine is not None else contextlib.nullcontext():
+        return _analyse_blocks(blocks, design, keep, cfg, seed, meta, n_blocks, n_tokens, progress, ranks, dip,
+                               source, engine, n_shards, alpha, split_idx, split_desc)
+
+
+def _analyse_blocks(blocks, design, keep, cfg, seed, meta, n_blocks, n_tokens, progress, ranks, dip, source,
+                    engine, n_shards, alpha, split_idx, split_desc) -> ModelStats:
     frames, results, pooled = [], {}, None
     for b, X in blocks:
         if X.shape[0] != len(keep):
@@ -112,7 +124,8 @@ def analyse(blocks: Iterable[tuple[int, np.ndarray]], design: Design, keep: np.n
         out = compute_block(Xv, design, seed=(seed, b), chunk=int(cfg.get("chunk_neurons", 256)), alpha=alpha,
                             dip_neurons=cfg.get("dip_neurons"), rank_neurons=cfg.get("rank_neurons"),
                             widen_neurons=cfg.get("nulls", {}).get("widen_neurons", 512), pooled=(b == split_idx),
-                            ranks=ranks, dip=dip, workers=int(cfg.get("workers", 1)))
+                            ranks=ranks, dip=dip, workers=int(cfg.get("workers", 1)), shards=n_shards,
+                            shard_batch=int(cfg.get("shard_batch", 8)), engine=engine)
         df = pd.DataFrame(out.neurons)
         df.insert(0, "block", b)
         df.insert(1, "neuron", np.arange(Xv.shape[1]))
