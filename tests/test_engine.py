@@ -75,3 +75,10 @@ def test_stats_pipeline_on_a_local_cluster_equals_in_process():
     assert a.claims == b.claims
     c = run(shards=0)
     assert {k: v["verdict"] for k, v in c.claims.items()} == {k: v["verdict"] for k, v in a.claims.items()}
+
+
+def test_a_bad_scheduler_address_is_one_clear_error():
+    pytest.importorskip("distributed")
+    with pytest.raises(EngineError, match=r"stats.engine_address 'nowhere://x'.*dask scheduler"):
+        with Engine("dask", address="nowhere://x"):
+            pass
