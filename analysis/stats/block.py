@@ -67,7 +67,7 @@ def _prepared(d: Design):
         prep["_reduce"] = reduce_terms(d, {spec.name: prep[spec.name]["cluster"] for spec in TESTED}, prep[NEXT].WT)
         nts = [prep[spec.name]["null"] for spec in TESTED]
         prep["_VT"] = np.vstack([t.VT for t in nts]) if all(t is not None for t in nts) else None
-        yc = d.length_t - (d.counts @ d.length_t) / d.n
+        yc = d.length_centred_t()
         y_tok = d.length_t[d.type_of]
         ry = core.center(core.rank_rows(y_tok[None, :])[0])
         prep["_pooled"] = {"yc_t": yc, "Syy": float(d.counts @ yc**2),

@@ -262,6 +262,11 @@ class Design:
     def n_perm(self) -> int:
         return int(self.perms.shape[0])
 
+    def length_centred_t(self) -> np.ndarray:
+        """[T] each type's length minus the mean length over the sample's tokens (the pooled statistics'
+        centring: the pooled r, the two-way test, and the sums that test is computed from)."""
+        return self.length_t - (self.counts @ self.length_t) / self.n
+
     def row_positions(self) -> np.ndarray:
         """[n] working position of each row of the non-special token table (the inverse of `order`)."""
         if "row_positions" not in self.extra:

@@ -106,37 +106,31 @@ def analyse(blocks: Iterable[tuple[int, np.ndarray]], design: Design, keep: np.n
     n_shards = int(cfg.get("shards", 0) or 0)
     engine = Engine(cfg.get("engine", "inprocess"), workers=int(cfg.get("engine_workers", 2)),
                     address=cfg.get("engine_address")) if n_shards else None
-    with engine if engine is not None else contextlib.nullcontext():
-        return _analyse_blocks(blocks, design, keep, cfg, seed, meta, n_blocks, n_tokens, progress, ranks, dip,
-                               source, engine, n_shards, alpha, split_idx, split_desc)
-
-
-def _analyse_blocks(blocks, design, keep, cfg, seed, meta, n_blocks, n_tokens, progress, ranks, dip, source,
-                    engine, n_shards, alpha, split_idx, split_desc) -> ModelStats:
     frames, results, pooled = [], {}, None
-    for b, X in blocks:
-        if X.shape[0] != len(keep):
-            raise StatsInputError(f"block_{b:02d}.npy has {X.shape[0]} rows, tokens.parquet {len(keep)}: "
-                                  "re-run `dvc repro` (the activations and the token table are out of step)")
-        name = str(Path(source) / f"block_{b:02d}.npy") if source else f"block_{b:02d}.npy"
-        check_finite(X, name)          # every row, separators included: a corrupt file is corrupt anywhere
-        Xv = np.asarray(X[keep])
-        out = compute_block(Xv, design, seed=(seed, b), chunk=int(cfg.get("chunk_neurons", 256)), alpha=alpha,
-                            dip_neurons=cfg.get("dip_neurons"), rank_neurons=cfg.get("rank_neurons"),
-                            widen_neurons=cfg.get("nulls", {}).get("widen_neurons", 512), pooled=(b == split_idx),
-                            ranks=ranks, dip=dip, workers=int(cfg.get("workers", 1)), shards=n_shards,
-                            shard_batch=int(cfg.get("shard_batch", 8)), engine=engine)
-        df = pd.DataFrame(out.neurons)
-        df.insert(0, "block", b)
-        df.insert(1, "neuron", np.arange(Xv.shape[1]))
-        df.insert(2, "rel_depth", b / (n_blocks - 1) if n_blocks > 1 else 0.0)
-        df.insert(3, "n", design.n)
-        frames.append(df)
-        results[b] = out
-        if out.pooled is not None:
-            pooled = out.pooled
-        if progress is not None:
-            progress()
+    with engine if engine is not None else contextlib.nullcontext():   # a Dask cluster lives for the model
+        for b, X in blocks:
+            if X.shape[0] != len(keep):
+                raise StatsInputError(f"block_{b:02d}.npy has {X.shape[0]} rows, tokens.parquet {len(keep)}: "
+                                      "re-run `dvc repro` (the activations and the token table are out of step)")
+            name = str(Path(source) / f"block_{b:02d}.npy") if source else f"block_{b:02d}.npy"
+            check_finite(X, name)          # every row, separators included: a corrupt file is corrupt anywhere
+            Xv = np.asarray(X[keep])
+            out = compute_block(Xv, design, seed=(seed, b), chunk=int(cfg.get("chunk_neurons", 256)), alpha=alpha,
+                                dip_neurons=cfg.get("dip_neurons"), rank_neurons=cfg.get("rank_neurons"),
+                                widen_neurons=cfg.get("nulls", {}).get("widen_neurons", 512), pooled=(b == split_idx),
+                                ranks=ranks, dip=dip, workers=int(cfg.get("workers", 1)), shards=n_shards,
+                                shard_batch=int(cfg.get("shard_batch", 8)), engine=engine)
+            df = pd.DataFrame(out.neurons)
+            df.insert(0, "block", b)
+            df.insert(1, "neuron", np.arange(Xv.shape[1]))
+            df.insert(2, "rel_depth", b / (n_blocks - 1) if n_blocks > 1 else 0.0)
+            df.insert(3, "n", design.n)
+            frames.append(df)
+            results[b] = out
+            if out.pooled is not None:
+                pooled = out.pooled
+            if progress is not None:
+                progress()
     neurons = add_qvalues(pd.concat(frames, ignore_index=True), cfg.get("fdr_method", "fdr_bh"))
     blocks_df = block_table(neurons, results, n_blocks, alpha, float(cfg["multimodal"]["bc_threshold"]))
     nulls = null_table(results)

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
-from .design import Design
+from .design import LONG, SHORT, Design
 
 
 @dataclass
@@ -104,12 +104,10 @@ def reduce_terms(d: Design, cluster: dict, next_W: sparse.csr_array) -> ReduceTe
     """ReduceTerms from the per-statistic linear.ClusterTerms (`cluster`: name -> terms, in TESTED order)
     and the next-token statistic's token weights."""
     names = tuple(cluster)
-    w = d.counts.astype(np.float64)
-    yc = d.length_t - (w @ d.length_t) / d.n
-    yc_cell = yc[d.cell_type]
+    yc_cell = d.length_centred_t()[d.cell_type]
     C, G = len(d.cell_sizes), d.n_seq
-    short = d.length_t[d.cell_type] < d.median
-    long = d.length_t[d.cell_type] > d.median
+    cell_group = d.group[d.cell_starts]                  # a cell's tokens share its type's median-split group
+    short, long = cell_group == SHORT, cell_group == LONG
     cells = np.arange(C)
 
     def at_seq(values, where=None):
