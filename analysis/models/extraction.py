@@ -24,6 +24,7 @@ import os
 import time
 from contextlib import nullcontext
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -86,10 +87,15 @@ def extract_to_dir(
     fused: bool = False,
     compute: str = "float32",
     threads: int = 0,
+    sink: Callable[[int, int, np.ndarray], None] | None = None,
+    store: bool = True,
 ) -> dict:
     """Write block_NN.npy ([n_seq*seq_len, n_neurons]) for each site into `out_dir`; return timing info.
 
-    fused / compute / threads: speed options, see the module docstring (defaults: the reference path)."""
+    fused / compute / threads: speed options, see the module docstring (defaults: the reference path).
+    sink(block, row0, values): called with each block's batch as it would be stored (storage dtype, rows
+    row0.., in batch order), e.g. stream.StreamSums.add, which sums it during the pass; store=False: no
+    block file is written (out_dir may then be None)."""
     if input_ids.ndim != 2:
         raise ValueError(f"input_ids must be [n_sequences, seq_len], got shape {input_ids.shape}")
     if dtype not in DTYPES:
@@ -105,8 +111,9 @@ def extract_to_dir(
         use_fused_kernels(model)
     if threads:
         torch.set_num_threads(int(threads))
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir) if out_dir is not None else Path(".")
     files: dict[str, NpyRowWriter] = {}
+    widths: dict[str, int] = {}
     row0 = 0
     store = TORCH_DTYPES[dtype]
 
@@ -119,10 +126,15 @@ def extract_to_dir(
                 f"{block_file(out_dir, sites.index(name)).name} ({name}): {bad} non-finite activations in the "
                 f"batch of sequences {row0 // seq_len}-{row0 // seq_len + tensor.shape[0] - 1} (stored as {dtype}); "
                 "use extract.dtype: float32 if float16 overflows, or check the model's weights")
-        if name not in files:  # the width is known only once the first batch ran
-            files[name] = NpyRowWriter(block_file(out_dir, sites.index(name)), (n_seq * seq_len, flat.shape[1]), dtype)
-        # torch's float32 -> float16 rounding is numpy's (round to nearest even), bit for bit, and faster
-        files[name].write(row0, stored.numpy())
+        widths[name] = int(flat.shape[1])
+        values = stored.numpy()   # torch's float32 -> float16 rounding is numpy's (nearest even), bit for bit
+        if store:
+            if name not in files:  # the width is known only once the first batch ran
+                files[name] = NpyRowWriter(block_file(out_dir, sites.index(name)), (n_seq * seq_len, widths[name]),
+                                           dtype)
+            files[name].write(row0, values)
+        if sink is not None:
+            sink(sites.index(name), row0, values)
 
     ids = torch.from_numpy(np.array(input_ids, dtype=np.int64))  # a writable copy
     autocast = (torch.autocast(device.type, dtype=COMPUTE[compute]) if COMPUTE[compute] is not None
@@ -141,10 +153,10 @@ def extract_to_dir(
         bar.close()
         for fh in files.values():
             fh.close()
-    missing = [s for s in sites if s not in files]
+    missing = [s for s in sites if s not in widths]
     if missing:
         raise RuntimeError(f"hooks never fired for {missing}: the forward pass did not reach them")
     seconds = time.perf_counter() - start
-    n_neurons = {int(fh.shape[1]) for fh in files.values()}
+    n_neurons = set(widths.values())
     return {"seconds": round(seconds, 3), "n_blocks": len(sites), "n_tokens": n_seq * seq_len,
             "n_neurons": n_neurons.pop() if len(n_neurons) == 1 else sorted(n_neurons)}

@@ -158,12 +158,10 @@ def _compute_block(X, d: Design, *, seed, chunk, alpha, dip_neurons, rank_neuron
     if n != d.n:
         raise ValueError(f"activations have {n} rows, the design {d.n} tokens")
     seed = tuple(int(x) for x in np.atleast_1d(seed))
-    rng = np.random.default_rng(list(seed))
-    blk = _Block(d, _prepared(d), seed,
-                 dip_sel=_subset(m, dip_neurons, rng) if dip else np.zeros(m, bool),
-                 rank_sel=_subset(m, rank_neurons, rng) if ranks else np.zeros(m, bool),
-                 widen_sel=_subset(m, widen_neurons, rng), f16=X.dtype == np.float16, pooled=pooled,
-                 gemm_threads=1)
+    dip_sel, rank_sel, widen_sel = neuron_subsets(m, seed, dip_neurons=dip_neurons, rank_neurons=rank_neurons,
+                                                  widen_neurons=widen_neurons, ranks=ranks, dip=dip)
+    blk = _Block(d, _prepared(d), seed, dip_sel=dip_sel, rank_sel=rank_sel, widen_sel=widen_sel,
+                 f16=X.dtype == np.float16, pooled=pooled, gemm_threads=1)
     if shards:
         from .shards import sharded_sums, window_shards
 
@@ -431,6 +429,17 @@ def _within_r(xp, d: Design, name: str) -> np.ndarray:
     j = sp.col(name)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.clip(C[:, j] / np.sqrt(saa * sp.gram[j, j]), -1, 1)
+
+
+def neuron_subsets(m: int, seed, *, dip_neurons: int | None, rank_neurons: int | None,
+                   widen_neurons: int | None, ranks: bool = True, dip: bool = True):
+    """(dip, rank, widen) boolean masks over a block's m neurons, drawn from default_rng(seed) in that
+    order: what compute_block uses, and what a caller that sums a block elsewhere (stream.StreamSums)
+    needs to keep the same widening subset."""
+    rng = np.random.default_rng([int(x) for x in np.atleast_1d(seed)])
+    dip_sel = _subset(m, dip_neurons, rng) if dip else np.zeros(m, bool)
+    rank_sel = _subset(m, rank_neurons, rng) if ranks else np.zeros(m, bool)
+    return dip_sel, rank_sel, _subset(m, widen_neurons, rng)
 
 
 def _subset(m: int, size: int | None, rng: np.random.Generator) -> np.ndarray:

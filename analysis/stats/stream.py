@@ -1,0 +1,116 @@
+"""The linear statistics' sums accumulated while the forward passes run, one batch of windows at a time
+(issue 11: extraction that need not store activations).
+
+    >>> from analysis.stats.stream import StreamSums
+    >>> acc = StreamSums(d, keep, seq_len=512, widen={b: widen_b for b in range(n_blocks)})
+    >>> extract_to_dir(model, input_ids, sites, out_dir, sink=acc.add, store=False)  # nothing written
+    >>> s = acc.finish(5)        # sums.ChunkSums of block 5, as sums.chunk_sums computes it from the file
+
+`add(block, row0, A)` takes a batch's activations of one block exactly as extraction would store them
+(token-table rows row0.., whole windows, special tokens included) and adds their shard sums
+(shards.shard_sums, around the block's first batch mean) into one dense running total per block, in
+batch order (so the bytes do not depend on anything but the batches). `finish` re-centres the total at the
+sample mean (shards.finish). Nothing of the activations is kept but the few rows without a next token.
+
+What the totals hold grows with the sample's types and windows, not its tokens: per block about
+(2 T + 8 G) x neurons + 4 T x widen float64 values (`nbytes`; measured sizes in notes/SCALE.md).
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+
+from .design import Design
+from .shards import ShardSums, finish, shard_sums
+from .sums import INDEXED, ChunkSums
+
+
+def add_into(total: ShardSums, part: ShardSums) -> None:
+    """total += part, in place: total holds the sample's full arrays (index None), part its own rows."""
+    if not np.array_equal(part.shift, total.shift) or not np.array_equal(part.widen, total.widen):
+        raise ValueError(f"shard {part.shard} was summed around another shift or widening subset than the total")
+    for name, v in part.sums.items():
+        if name not in INDEXED:
+            total.sums[name] += v
+            continue
+        kind, axis = INDEXED[name]
+        at = part.index[kind]
+        if at is None:
+            total.sums[name] += v
+        else:          # distinct rows: a plain fancy-index add
+            total.sums[name][(slice(None),) * axis + (at,)] += v
+    total.n += part.n
+    total.nn_pos = np.concatenate([total.nn_pos, part.nn_pos])
+    total.nn = np.concatenate([total.nn, part.nn])
+
+
+def dense_like(part: ShardSums, d: Design) -> ShardSums:
+    """A zero total with the sample's full arrays for sums shaped like `part`'s."""
+    full = {"types": d.n_types, "next_types": d.n_types, "seqs": d.n_seq}
+    sums = {}
+    for name, v in part.sums.items():
+        shape = list(v.shape)
+        if name in INDEXED:
+            kind, axis = INDEXED[name]
+            shape[axis] = full[kind]
+        sums[name] = np.zeros(shape)
+    return ShardSums(shard=part.shard, n=0, shift=part.shift, widen=part.widen, sums=sums,
+                     index={k: None for k in full}, nn_pos=np.zeros(0, np.int64),
+                     nn=np.zeros((0, part.nn.shape[1])))
+
+
+class StreamSums:
+    """Running sums of every block, fed batch by batch (see the module docstring).
+
+    d, keep: the design of the token table's non-special rows and the row mask that selects them
+    (pipeline.design_from_tokens); seq_len: tokens per window; widen: block -> neurons whose per-type
+    sums are kept (block.neuron_subsets gives the stats stage's own)."""
+
+    def __init__(self, d: Design, keep: np.ndarray, seq_len: int, widen: Mapping[int, np.ndarray] | None = None):
+        from .block import reduce_terms_of
+
+        keep = np.asarray(keep, dtype=bool)
+        if int(keep.sum()) != d.n:
+            raise ValueError(f"keep selects {int(keep.sum())} rows, the design has {d.n} tokens")
+        self.d, self.keep, self.seq_len = d, keep, int(seq_len)
+        self.terms = reduce_terms_of(d)
+        self.widen = dict(widen or {})
+        self.row_in_design = np.cumsum(keep) - 1       # design row of each kept token-table row
+        self.totals: dict[int, ShardSums] = {}
+        self.last: dict[int, int] = {}
+
+    def add(self, block: int, row0: int, A: np.ndarray) -> None:
+        """Add the activations A ([rows, neurons], whole windows from token-table row row0) of `block`."""
+        row0, rows = int(row0), len(A)
+        if row0 % self.seq_len or rows % self.seq_len or row0 + rows > len(self.keep):
+            raise ValueError(f"rows {row0}..{row0 + rows} are not whole windows of {self.seq_len} tokens "
+                             f"of the {len(self.keep)}-row token table")
+        window = row0 // self.seq_len
+        if window <= self.last.get(block, -1):
+            raise ValueError(f"block {block}: batches must arrive in window order (window {window} after "
+                             f"{self.last[block]}): the sums' bytes follow that order")
+        self.last[block] = window
+        kept = self.keep[row0: row0 + rows]
+        Ak = np.asarray(A)[kept]
+        if not len(Ak):
+            return
+        total = self.totals.get(block)
+        shift = np.asarray(Ak, dtype=np.float64).mean(axis=0) if total is None else total.shift
+        widen = self.widen.get(block)
+        part = shard_sums(Ak, self.row_in_design[row0: row0 + rows][kept], self.d, self.terms, shard=window,
+                          shift=shift, widen=widen)
+        if total is None:
+            total = self.totals[block] = dense_like(part, self.d)
+        add_into(total, part)
+
+    def finish(self, block: int) -> ChunkSums:
+        """The block's sums.ChunkSums over the whole sample (every window must have been added)."""
+        if block not in self.totals:
+            raise ValueError(f"block {block}: no activations were added")
+        return finish(self.totals[block], self.d, self.terms)
+
+    def nbytes(self) -> int:
+        """Bytes held by the running totals of every block."""
+        return sum(v.nbytes for t in self.totals.values() for v in t.sums.values())
