@@ -93,3 +93,10 @@ release: setup
 .PHONY: bench
 bench: setup
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+# Sample size (issue 11): the 125M shape's forward passes alone and with every block's sums accumulated as
+# they run, at 8 192 / 65 536 / 262 144 tokens (SCALE_ARGS="--tokens ..." for others); bench/scale.json +
+# bench/SCALE.md. Not under the regular bench's 20 minutes: each size runs twice in fresh processes.
+.PHONY: bench-scale
+bench-scale: setup
+	$(BIN)/python -m bench.scale $(SCALE_ARGS)
