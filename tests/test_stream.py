@@ -53,6 +53,25 @@ def test_batches_summed_as_they_arrive_equal_the_sums_of_the_stored_block(tokens
     assert got.Saa[3] == 0.0 and acc.nbytes() > 0
 
 
+def test_spilled_sums_are_the_in_memory_bytes(tokens, tmp_path):
+    d, keep = design_from_tokens(tokens, {"nulls": {"n_permutations": 0}, "spline_knots": 5}, 0)
+    X = np.random.default_rng(3).standard_normal((len(tokens), 12)).astype(np.float16)
+    widen = {0: np.array([1, 4]), 1: np.array([0])}
+    mem, disk = StreamSums(d, keep, SEQ_LEN, widen=widen), StreamSums(d, keep, SEQ_LEN, widen=widen, spill=tmp_path)
+    for w0 in range(0, 12, 3):
+        r0 = w0 * SEQ_LEN
+        for b in (0, 1):
+            mem.add(b, r0, X[r0: r0 + 3 * SEQ_LEN] + b)
+            disk.add(b, r0, X[r0: r0 + 3 * SEQ_LEN] + b)
+    assert disk.nbytes() < mem.nbytes() / 5 and disk.disk_bytes() > 0
+    assert len(list(tmp_path.glob("block_01_*.f64"))) == 8           # every per-type / per-window sum of block 1
+    for b in (0, 1):
+        a, c = mem.finish(b), disk.finish(b)
+        for f in FIELDS:
+            assert getattr(a, f).tobytes() == getattr(c, f).tobytes(), (b, f)
+    disk.close()
+
+
 def test_out_of_order_or_partial_windows_are_refused(tokens):
     d, keep = design_from_tokens(tokens, {"nulls": {"n_permutations": 0}, "spline_knots": 5}, 0)
     X = np.ones((len(tokens), 4), np.float16)

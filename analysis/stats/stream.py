@@ -13,11 +13,16 @@ batch order (so the bytes do not depend on anything but the batches). `finish` r
 sample mean (shards.finish). Nothing of the activations is kept but the few rows without a next token.
 
 What the totals hold grows with the sample's types and windows, not its tokens: per block about
-(2 T + 8 G) x neurons + 4 T x widen float64 values (`nbytes`; measured sizes in notes/SCALE.md).
+(2 T + 8 G) x neurons + 4 T x widen float64 values (`nbytes`; measured sizes in notes/SCALE.md). With
+`spill=<folder>` the per-type and per-window sums live in files there instead (`DiskRows`): a batch reads
+and writes back only the rows of its own types and windows, so resident memory stays that of the
+per-neuron sums while the files grow with types x neurons (bench/SCALE.md has both measured).
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Mapping
 
 import numpy as np
@@ -37,17 +42,57 @@ def add_into(total: ShardSums, part: ShardSums) -> None:
             continue
         kind, axis = INDEXED[name]
         at = part.index[kind]
-        if at is None:
-            total.sums[name] += v
+        dest = total.sums[name]
+        if isinstance(dest, DiskRows):
+            dest.add_rows(np.arange(dest.R) if at is None else at, v)
+        elif at is None:
+            dest += v
         else:          # distinct rows: a plain fancy-index add
-            total.sums[name][(slice(None),) * axis + (at,)] += v
+            dest[(slice(None),) * axis + (at,)] += v
     total.n += part.n
     total.nn_pos = np.concatenate([total.nn_pos, part.nn_pos])
     total.nn = np.concatenate([total.nn, part.nn])
 
 
-def dense_like(part: ShardSums, d: Design) -> ShardSums:
-    """A zero total with the sample's full arrays for sums shaped like `part`'s."""
+class DiskRows:
+    """A float64 array [*lead, R, cols] kept in a file, indexed on its row axis R: `add_rows` adds values at
+    a set of rows (read, add, write back: positioned reads and writes of each run of consecutive rows,
+    no memory map, so the rows never count in the process's resident memory); `load` reads it whole."""
+
+    def __init__(self, path: Path, shape: tuple):
+        self.path, self.shape = Path(path), tuple(int(x) for x in shape)
+        self.lead, self.R, self.cols = int(np.prod(self.shape[:-2])), self.shape[-2], self.shape[-1]
+        self.row_bytes = self.cols * 8
+        self._fh = open(self.path, "w+b")
+        self._fh.truncate(self.lead * self.R * self.row_bytes)      # a sparse file of zeros
+
+    def add_rows(self, rows: np.ndarray, values: np.ndarray) -> None:
+        """self[..., rows, :] += values ([*lead, len(rows), cols]); rows ascending and distinct."""
+        rows = np.asarray(rows, dtype=np.int64)
+        values = np.ascontiguousarray(values, dtype=np.float64).reshape(self.lead, len(rows), self.cols)
+        starts = np.flatnonzero(np.r_[True, np.diff(rows) != 1])
+        ends = np.r_[starts[1:], len(rows)]
+        fd = self._fh.fileno()
+        for li in range(self.lead):
+            base = li * self.R
+            for a, b in zip(starts, ends):
+                off = (base + int(rows[a])) * self.row_bytes
+                cur = np.frombuffer(os.pread(fd, (b - a) * self.row_bytes, off), dtype=np.float64)
+                new = cur.reshape(b - a, self.cols) + values[li, a:b]
+                os.pwrite(fd, memoryview(new).cast("B"), off)
+
+    def load(self) -> np.ndarray:
+        self._fh.flush()
+        return np.fromfile(self.path, dtype=np.float64).reshape(self.shape)
+
+    def close(self) -> None:
+        if not self._fh.closed:
+            self._fh.close()
+
+
+def dense_like(part: ShardSums, d: Design, spill: Path | None = None, tag: str = "") -> ShardSums:
+    """A zero total with the sample's full arrays for sums shaped like `part`'s; with `spill`, the indexed
+    ones (sums.INDEXED) are DiskRows files in that folder named <tag>_<sum>.f64."""
     full = {"types": d.n_types, "next_types": d.n_types, "seqs": d.n_seq}
     sums = {}
     for name, v in part.sums.items():
@@ -55,6 +100,11 @@ def dense_like(part: ShardSums, d: Design) -> ShardSums:
         if name in INDEXED:
             kind, axis = INDEXED[name]
             shape[axis] = full[kind]
+            if spill is not None:
+                if axis != len(shape) - 2:
+                    raise ValueError(f"internal: {name} is not indexed on its second-to-last axis")
+                sums[name] = DiskRows(Path(spill) / f"{tag}_{name}.f64", tuple(shape))
+                continue
         sums[name] = np.zeros(shape)
     return ShardSums(shard=part.shard, n=0, shift=part.shift, widen=part.widen, sums=sums,
                      index={k: None for k in full}, nn_pos=np.zeros(0, np.int64),
@@ -66,9 +116,11 @@ class StreamSums:
 
     d, keep: the design of the token table's non-special rows and the row mask that selects them
     (pipeline.design_from_tokens); seq_len: tokens per window; widen: block -> neurons whose per-type
-    sums are kept (block.neuron_subsets gives the stats stage's own)."""
+    sums are kept (block.neuron_subsets gives the stats stage's own); spill: a folder for the per-type and
+    per-window sums (None: in memory)."""
 
-    def __init__(self, d: Design, keep: np.ndarray, seq_len: int, widen: Mapping[int, np.ndarray] | None = None):
+    def __init__(self, d: Design, keep: np.ndarray, seq_len: int, widen: Mapping[int, np.ndarray] | None = None,
+                 spill: str | Path | None = None):
         from .block import reduce_terms_of
 
         keep = np.asarray(keep, dtype=bool)
@@ -77,6 +129,9 @@ class StreamSums:
         self.d, self.keep, self.seq_len = d, keep, int(seq_len)
         self.terms = reduce_terms_of(d)
         self.widen = dict(widen or {})
+        self.spill = None if spill is None else Path(spill)
+        if self.spill is not None:
+            self.spill.mkdir(parents=True, exist_ok=True)
         self.row_in_design = np.cumsum(keep) - 1       # design row of each kept token-table row
         self.totals: dict[int, ShardSums] = {}
         self.last: dict[int, int] = {}
@@ -102,15 +157,29 @@ class StreamSums:
         part = shard_sums(Ak, self.row_in_design[row0: row0 + rows][kept], self.d, self.terms, shard=window,
                           shift=shift, widen=widen)
         if total is None:
-            total = self.totals[block] = dense_like(part, self.d)
+            total = self.totals[block] = dense_like(part, self.d, self.spill, f"block_{block:02d}")
         add_into(total, part)
 
     def finish(self, block: int) -> ChunkSums:
         """The block's sums.ChunkSums over the whole sample (every window must have been added)."""
         if block not in self.totals:
             raise ValueError(f"block {block}: no activations were added")
-        return finish(self.totals[block], self.d, self.terms)
+        t = self.totals[block]
+        sums = {k: v.load() if isinstance(v, DiskRows) else v for k, v in t.sums.items()}
+        return finish(ShardSums(t.shard, t.n, t.shift, t.widen, sums, t.index, t.nn_pos, t.nn), self.d, self.terms)
 
     def nbytes(self) -> int:
-        """Bytes held by the running totals of every block."""
-        return sum(v.nbytes for t in self.totals.values() for v in t.sums.values())
+        """Bytes held in memory by the running totals of every block."""
+        return sum(v.nbytes for t in self.totals.values() for v in t.sums.values() if isinstance(v, np.ndarray))
+
+    def disk_bytes(self) -> int:
+        """Bytes of the spilled sums' files (what they hold, allocated or not)."""
+        return sum(v.lead * v.R * v.row_bytes for t in self.totals.values() for v in t.sums.values()
+                   if isinstance(v, DiskRows))
+
+    def close(self) -> None:
+        """Close the spilled sums' files (the folder and its files stay: the caller owns them)."""
+        for t in self.totals.values():
+            for v in t.sums.values():
+                if isinstance(v, DiskRows):
+                    v.close()
