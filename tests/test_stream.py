@@ -85,7 +85,8 @@ def test_out_of_order_or_partial_windows_are_refused(tokens):
         acc.finish(0)
 
 
-def test_extraction_sink_sums_what_the_files_store(tokens, tmp_path):
+def test_extraction_sink_sums_what_the_files_store(tokens, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)                                   # store=False must write nothing, anywhere
     torch.manual_seed(0)
     from transformers import GPTNeoModel
 

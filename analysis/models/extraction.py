@@ -115,11 +115,11 @@ def extract_to_dir(
     files: dict[str, NpyRowWriter] = {}
     widths: dict[str, int] = {}
     row0 = 0
-    store = TORCH_DTYPES[dtype]
+    store_dtype = TORCH_DTYPES[dtype]
 
     def write(name: str, tensor: torch.Tensor) -> None:
         flat = tensor.reshape(-1, tensor.shape[-1])
-        stored = flat.to("cpu", store)
+        stored = flat.to("cpu", store_dtype)
         if not bool(torch.isfinite(stored).all()):  # overflow of the storage dtype or a broken model
             bad = int((~torch.isfinite(stored)).sum())
             raise FloatingPointError(
