@@ -96,7 +96,8 @@ bench: setup
 
 # Sample size (issue 11): the 125M shape's forward passes alone and with every block's sums accumulated as
 # they run, at 8 192 / 65 536 / 262 144 tokens (SCALE_ARGS="--tokens ..." for others); bench/scale.json +
-# bench/SCALE.md. Not under the regular bench's 20 minutes: each size runs three times (forward alone, + sums in memory, + sums spilled) in fresh processes.
+# bench/RESULTS-scale.md. Not under the regular bench's 20 minutes: each size runs three times in fresh
+# processes (forward alone, + sums in memory, + sums spilled to files).
 .PHONY: bench-scale
 bench-scale: setup
 	$(BIN)/python -m bench.scale $(SCALE_ARGS)

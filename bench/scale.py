@@ -1,7 +1,7 @@
 """Cost of the sample size (issue 11): the 125M shape's forward passes alone against the same passes with
 every block's sums accumulated as they run (stream.StreamSums), at growing token counts (`make bench-scale`).
 
-    $ python -m bench.scale                          # 8 192, 65 536, 262 144 tokens; bench/scale.json + SCALE.md
+    $ python -m bench.scale                          # 8 192, 65 536, 262 144 tokens; bench/scale.json + RESULTS-scale.md
     $ python -m bench.scale --tokens 8192 1048576    # any sizes (1 048 576: ~1 h on 2 cores)
 
 Every (size, mode) runs in a fresh child process, so its peak resident memory (ru_maxrss) is its own:
@@ -189,8 +189,8 @@ def main(argv=None) -> int:
                                           else f"{r['pass_s']} s, peak {r['peak_rss_gb']} GB"))
             res["summary"] = summarise(res["runs"])
             (HERE / "scale.json").write_text(json.dumps(res, indent=2) + "\n")
-    write_md(res, HERE / "SCALE.md")
-    log(f"done: bench/scale.json, bench/SCALE.md {json.dumps(res['summary']['targets'])}")
+    write_md(res, HERE / "RESULTS-scale.md")
+    log(f"done: bench/scale.json, bench/RESULTS-scale.md {json.dumps(res['summary']['targets'])}")
     return 0
 
 

@@ -50,7 +50,8 @@ def shard_sums(A: np.ndarray, rows: np.ndarray, d: Design, terms: ReduceTerms, *
     pos = d.row_positions()[np.asarray(rows, dtype=np.int64)]
     keep = np.argsort(pos, kind="stable")            # working order inside the shard
     pos = pos[keep]
-    Ac = np.ascontiguousarray(np.asarray(A, dtype=np.float64)[keep] - shift)
+    Ac = np.asarray(A)[keep].astype(np.float64)      # gather in the storage dtype, then one float64 copy
+    Ac -= shift
     no_next = np.isin(pos, d.no_next)
     sums, index = window_sums(Ac, d, terms, widen, pos)
     return ShardSums(shard=int(shard), n=len(pos), shift=shift, widen=widen, sums=sums, index=index,

@@ -16,7 +16,7 @@ What the totals hold grows with the sample's types and windows, not its tokens: 
 (2 T + 8 G) x neurons + 4 T x widen float64 values (`nbytes`; measured sizes in notes/SCALE.md). With
 `spill=<folder>` the per-type and per-window sums live in files there instead (`DiskRows`): a batch reads
 and writes back only the rows of its own types and windows, so resident memory stays that of the
-per-neuron sums while the files grow with types x neurons (bench/SCALE.md has both measured).
+per-neuron sums while the files grow with types x neurons (bench/RESULTS-scale.md has both measured).
 """
 
 from __future__ import annotations
