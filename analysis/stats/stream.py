@@ -10,7 +10,8 @@
 (token-table rows row0.., whole windows, special tokens included) and adds their shard sums
 (shards.shard_sums, around the block's first batch mean) into one dense running total per block, in
 batch order (so the bytes do not depend on anything but the batches). `finish` re-centres the total at the
-sample mean (shards.finish). Nothing of the activations is kept but the few rows without a next token.
+sample mean (shards.finish). Nothing of the activations is kept but the rows without a next token (the
+last of each window and those before a separator: ~3 per window, in memory even with `spill`).
 
 What the totals hold grows with the sample's types and windows, not its tokens: per block about
 (2 T + 8 G) x neurons + 4 T x widen float64 values (`nbytes`; measured sizes in notes/SCALE.md). With
@@ -49,9 +50,7 @@ def add_into(total: ShardSums, part: ShardSums) -> None:
             dest += v
         else:          # distinct rows: a plain fancy-index add
             dest[(slice(None),) * axis + (at,)] += v
-    total.n += part.n
-    total.nn_pos = np.concatenate([total.nn_pos, part.nn_pos])
-    total.nn = np.concatenate([total.nn, part.nn])
+    total.n += part.n      # the rows without a next token are kept by the caller (StreamSums: one list)
 
 
 class DiskRows:
@@ -134,6 +133,8 @@ class StreamSums:
             self.spill.mkdir(parents=True, exist_ok=True)
         self.row_in_design = np.cumsum(keep) - 1       # design row of each kept token-table row
         self.totals: dict[int, ShardSums] = {}
+        self.no_next: dict[int, tuple[list, list]] = {}    # per block: positions and (a - shift) of the rows
+        #                                                    without a next token, one entry per batch
         self.last: dict[int, int] = {}
 
     def add(self, block: int, row0: int, A: np.ndarray) -> None:
@@ -158,7 +159,11 @@ class StreamSums:
                           shift=shift, widen=widen)
         if total is None:
             total = self.totals[block] = dense_like(part, self.d, self.spill, f"block_{block:02d}")
+            self.no_next[block] = ([], [])
         add_into(total, part)
+        pos, vals = self.no_next[block]
+        pos.append(part.nn_pos)
+        vals.append(part.nn)
 
     def finish(self, block: int) -> ChunkSums:
         """The block's sums.ChunkSums over the whole sample (every window must have been added)."""
@@ -166,11 +171,14 @@ class StreamSums:
             raise ValueError(f"block {block}: no activations were added")
         t = self.totals[block]
         sums = {k: v.load() if isinstance(v, DiskRows) else v for k, v in t.sums.items()}
-        return finish(ShardSums(t.shard, t.n, t.shift, t.widen, sums, t.index, t.nn_pos, t.nn), self.d, self.terms)
+        pos, vals = self.no_next[block]
+        return finish(ShardSums(t.shard, t.n, t.shift, t.widen, sums, t.index, np.concatenate(pos),
+                                np.concatenate(vals)), self.d, self.terms)
 
     def nbytes(self) -> int:
         """Bytes held in memory by the running totals of every block."""
-        return sum(v.nbytes for t in self.totals.values() for v in t.sums.values() if isinstance(v, np.ndarray))
+        sums = sum(v.nbytes for t in self.totals.values() for v in t.sums.values() if isinstance(v, np.ndarray))
+        return sums + sum(a.nbytes for _, vals in self.no_next.values() for a in vals)
 
     def disk_bytes(self) -> int:
         """Bytes of the spilled sums' files (what they hold, allocated or not)."""
