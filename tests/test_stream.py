@@ -65,11 +65,11 @@ def test_spilled_sums_are_the_in_memory_bytes(tokens, tmp_path):
             disk.add(b, r0, X[r0: r0 + 3 * SEQ_LEN] + b)
     assert disk.nbytes() < mem.nbytes() / 5 and disk.disk_bytes() > 0
     assert len(list(tmp_path.glob("block_01_*.f64"))) == 8           # every per-type / per-window sum of block 1
+    disk.close()                                                    # finish still reads the closed files
     for b in (0, 1):
         a, c = mem.finish(b), disk.finish(b)
         for f in FIELDS:
             assert getattr(a, f).tobytes() == getattr(c, f).tobytes(), (b, f)
-    disk.close()
 
 
 def test_out_of_order_or_partial_windows_are_refused(tokens):
@@ -79,8 +79,11 @@ def test_out_of_order_or_partial_windows_are_refused(tokens):
     acc.add(0, SEQ_LEN, X[SEQ_LEN: 2 * SEQ_LEN])
     with pytest.raises(ValueError, match="window order"):
         acc.add(0, 0, X[:SEQ_LEN])
+    acc.add(0, 2 * SEQ_LEN, X[2 * SEQ_LEN: 4 * SEQ_LEN])           # windows 2-3
+    with pytest.raises(ValueError, match="without overlap"):
+        acc.add(0, 3 * SEQ_LEN, X[3 * SEQ_LEN: 4 * SEQ_LEN])        # window 3 again
     with pytest.raises(ValueError, match="whole windows"):
-        acc.add(0, 3 * SEQ_LEN, X[3 * SEQ_LEN: 3 * SEQ_LEN + 10])
+        acc.add(0, 5 * SEQ_LEN, X[5 * SEQ_LEN: 5 * SEQ_LEN + 10])
     with pytest.raises(ValueError, match="a shard is missing"):
         acc.finish(0)
 
@@ -115,4 +118,18 @@ def test_neuron_subsets_are_compute_blocks_own(tokens):
     res = compute_block(X, d, seed=(0, 4), dip_neurons=7, rank_neurons=9, widen_neurons=11)
     dip, rank, widen = neuron_subsets(40, (0, 4), dip_neurons=7, rank_neurons=9, widen_neurons=11)
     assert np.array_equal(res.neurons["dip_tested"], dip) and np.array_equal(res.neurons["rank_tested"], rank)
-    assert widen.sum() == 11
+    rng = np.random.default_rng([0, 4])                            # the documented draw order: dip, rank, widen
+    expect = [np.isin(np.arange(40), rng.choice(40, k, replace=False)) for k in (7, 9, 11)]
+    for got, want in zip((dip, rank, widen), expect):
+        assert np.array_equal(got, want)
+
+
+def test_spill_without_widening_neurons_and_store_without_folder(tokens, tmp_path):
+    d, keep = design_from_tokens(tokens, {"nulls": {"n_permutations": 0}, "spline_knots": 5}, 0)
+    X = np.random.default_rng(5).standard_normal((len(tokens), 6)).astype(np.float16)
+    with StreamSums(d, keep, SEQ_LEN, spill=tmp_path) as acc:      # no widen: U_type has no columns
+        for w0 in range(0, 12, 4):
+            acc.add(0, w0 * SEQ_LEN, X[w0 * SEQ_LEN: (w0 + 4) * SEQ_LEN])
+        _close(acc.finish(0), _in_memory(d, X[keep], np.zeros(0, np.int64)))
+    with pytest.raises(ValueError, match="store=True"):
+        extract_to_dir(None, np.zeros((1, 4), np.int64), [], None)

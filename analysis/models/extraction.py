@@ -102,6 +102,8 @@ def extract_to_dir(
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
     if compute not in COMPUTE:
         raise ValueError(f"compute must be one of {sorted(COMPUTE)}, got {compute!r}")
+    if store and out_dir is None:
+        raise ValueError("extract_to_dir: out_dir is None but store=True: pass a folder, or store=False with a sink")
     n_seq, seq_len = input_ids.shape
     device = torch.device(device)
     model = model.to(device)
@@ -111,7 +113,7 @@ def extract_to_dir(
         use_fused_kernels(model)
     if threads:
         torch.set_num_threads(int(threads))
-    out_dir = Path(out_dir) if out_dir is not None else Path(".")
+    out_dir = Path(out_dir) if out_dir is not None else Path(".")   # (only named in messages when not storing)
     files: dict[str, NpyRowWriter] = {}
     widths: dict[str, int] = {}
     row0 = 0

@@ -67,6 +67,8 @@ class DiskRows:
 
     def add_rows(self, rows: np.ndarray, values: np.ndarray) -> None:
         """self[..., rows, :] += values ([*lead, len(rows), cols]); rows ascending and distinct."""
+        if self.row_bytes == 0 or self.lead == 0 or len(rows) == 0:
+            return                                      # e.g. U_type of a block without widening neurons
         rows = np.asarray(rows, dtype=np.int64)
         values = np.ascontiguousarray(values, dtype=np.float64).reshape(self.lead, len(rows), self.cols)
         starts = np.flatnonzero(np.r_[True, np.diff(rows) != 1])
@@ -78,10 +80,12 @@ class DiskRows:
                 off = (base + int(rows[a])) * self.row_bytes
                 cur = np.frombuffer(os.pread(fd, (b - a) * self.row_bytes, off), dtype=np.float64)
                 new = cur.reshape(b - a, self.cols) + values[li, a:b]
-                os.pwrite(fd, memoryview(new).cast("B"), off)
+                if os.pwrite(fd, memoryview(new).cast("B"), off) != new.nbytes:
+                    raise OSError(f"{self.path}: short write (disk full?): the spilled sums are incomplete")
 
     def load(self) -> np.ndarray:
-        self._fh.flush()
+        if not self._fh.closed:
+            self._fh.flush()
         return np.fromfile(self.path, dtype=np.float64).reshape(self.shape)
 
     def close(self) -> None:
@@ -145,9 +149,9 @@ class StreamSums:
                              f"of the {len(self.keep)}-row token table")
         window = row0 // self.seq_len
         if window <= self.last.get(block, -1):
-            raise ValueError(f"block {block}: batches must arrive in window order (window {window} after "
-                             f"{self.last[block]}): the sums' bytes follow that order")
-        self.last[block] = window
+            raise ValueError(f"block {block}: batches must arrive in window order, without overlap (window "
+                             f"{window} after {self.last[block]}): the sums' bytes follow that order")
+        self.last[block] = (row0 + rows) // self.seq_len - 1      # the batch's last window
         kept = self.keep[row0: row0 + rows]
         Ak = np.asarray(A)[kept]
         if not len(Ak):
@@ -185,8 +189,15 @@ class StreamSums:
         return sum(v.lead * v.R * v.row_bytes for t in self.totals.values() for v in t.sums.values()
                    if isinstance(v, DiskRows))
 
+    def __enter__(self) -> "StreamSums":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def close(self) -> None:
-        """Close the spilled sums' files (the folder and its files stay: the caller owns them)."""
+        """Close the spilled sums' files (the folder and its files stay: the caller owns them; finish still
+        reads them)."""
         for t in self.totals.values():
             for v in t.sums.values():
                 if isinstance(v, DiskRows):
