@@ -138,9 +138,11 @@ def write_md(res: dict, path: Path) -> None:
     s = res["summary"]
     lines = ["# Sample size: forward passes with and without the streamed sums (`make bench-scale`)", "",
              "Written by `python -m bench.scale` (bench/scale.py) from `bench/scale.json`; do not edit by hand.",
-             f"Run started {res['started']} on {res['machine']}; each row's two modes ran back to back in fresh "
+             f"Run started {res['started']} on {res['machine']}; each row's three modes ran back to back in fresh "
              "processes (read ratios: other jobs share the cores).", "",
-             "Modes: forward alone; + sums in memory; + sums spilled to files (bench/scale.py docstring).", "",
+             "Modes: forward alone; + sums in memory; + sums spilled to files (bench/scale.py docstring). Peak "
+             "RSS is each child's maximum over its whole run: with the sums it includes `finish` of block 0 (that "
+             "block's sums read back and re-centred, as the stats stage would).", "",
              "| tokens | types | forward (s) | + sums in memory (s) | + sums spilled (s) | µs / token "
              "| sums in memory (GB) | spilled files (GB) | peak RSS forward / memory / spilled (GB) |",
              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
