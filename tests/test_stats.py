@@ -242,6 +242,11 @@ def test_jitter_stays_within_half_a_storage_step():
     j = jitter(v.astype(np.float64)[None], True, np.random.default_rng(1))[0]
     step = np.spacing(np.abs(v)).astype(np.float64)
     assert np.all(np.abs(j - v) <= step / 2 + 1e-15) and len(np.unique(j)) == len(j)
+    # the stored float16 values themselves (a lookup table for the step) give the same draws, bit for bit
+    edge = np.array([0, -0.0, 6e-8, -6e-8, 6.1e-5, 1, -1, 2, 1024, -65504, 65504], dtype=np.float16)
+    w = np.concatenate([v, edge])[None]
+    np.testing.assert_array_equal(jitter(w, True, np.random.default_rng(1)),
+                                  jitter(w.astype(np.float64), True, np.random.default_rng(1)))
 
 
 def test_float16_storage_cannot_fake_multimodality():

@@ -236,3 +236,31 @@ def test_null_test_decides_on_its_permutation_p():
     assert hits / 4000 <= 0.025 + 3 * np.sqrt(0.025 * 0.975 / 4000), hits / 4000
     out = null_test("c", 10.0, rng.standard_normal(500), "greater")
     assert out["passed"] and out["p"] == 1 / 501
+
+
+@pytest.mark.parametrize("alpha,P", [(0.05, 500), (0.05, 19), (0.5, 7), (0.01, 50)])
+def test_significant_matches_a_sort_of_all_p_plus_one_values(alpha, P):
+    """The one-partition threshold (the k-th largest of the permuted values with the observed one inserted)
+    against sorting every neuron's P + 1 values in float64, ties included."""
+    from analysis.stats.block import _significant
+
+    rng = np.random.default_rng(P)
+    m = 400
+    perm = np.abs(rng.standard_normal((m, P), dtype=np.float32))
+    perm[:40] = np.round(perm[:40], 1)                             # many ties
+    obs = np.abs(rng.standard_normal(m)) * rng.choice([0.5, 1, 3], m)
+    obs[:20] = perm[:20, 0].astype(np.float64)                     # observed tied with a permuted value
+    k = max(1, int(np.floor(alpha * (P + 1))))
+    allv = np.sort(np.column_stack([obs, perm.astype(np.float64)]), axis=1)[:, ::-1]
+    thr = allv[:, k - 1]
+    so, sp = _significant(obs, perm, alpha)
+    np.testing.assert_array_equal(so, obs >= thr)
+    np.testing.assert_array_equal(sp, perm >= thr[:, None])
+
+
+@pytest.mark.parametrize("m", [1, 2, 7, 3072])
+def test_column_medians_equal_numpy(m):
+    from analysis.stats.block import _column_medians
+
+    a = np.round(np.random.default_rng(m).standard_normal((m, 60)), 2).astype(np.float32)
+    np.testing.assert_array_equal(_column_medians(a), np.median(a.astype(np.float64), axis=0))

@@ -140,6 +140,7 @@ class _Block:
     gemm_threads: int     # BLAS threads of the permutation products: 1, whatever `workers` (threaded
     #                       sgemm sums in another order: the bytes would depend on the thread count)
     sums: object = None   # sums.ChunkSums of every neuron, merged from shards (None: each chunk sums its own)
+    dip_pool: object = None  # offload.side_process() when chunks run on threads: the dip holds the GIL
 
 
 @dataclass
@@ -150,6 +151,7 @@ class _ChunkOut:
     const: np.ndarray
     ts_sums: tuple | None      # (per type [T], per short / long and sequence [2, G]) token-score sums
     n_scored: int
+    pending: object = None     # put_at -> None: puts the columns computed elsewhere (the dip), or None
 
 
 def _compute_block(X, d: Design, *, seed, chunk, alpha, dip_neurons, rank_neurons, widen_neurons, ranks, dip,
@@ -167,6 +169,10 @@ def _compute_block(X, d: Design, *, seed, chunk, alpha, dip_neurons, rank_neuron
 
         blk.sums = sharded_sums(X, d, blk.prep["_reduce"], window_shards(d, shards), engine=engine,
                                 widen=np.flatnonzero(blk.widen_sel), batch=shard_batch)
+    if workers > 1 and dip_sel.any():
+        from .offload import side_process
+
+        blk.dip_pool = side_process()
     starts = list(range(0, m, chunk))
     run = lambda j0: _chunk(X, blk, j0, min(j0 + chunk, m))  # noqa: E731
     if workers > 1 and len(starts) > 1:
@@ -177,6 +183,9 @@ def _compute_block(X, d: Design, *, seed, chunk, alpha, dip_neurons, rank_neuron
             outs = list(pool.map(run, starts))
     else:
         outs = [run(j0) for j0 in starts]
+    for o in outs:
+        if o.pending is not None:
+            o.pending(o.columns.put_at)
     cols: dict = {}
     for j0, o in zip(starts, outs):
         for name, v in o.columns.cols.items():
@@ -204,28 +213,33 @@ def _compute_block(X, d: Design, *, seed, chunk, alpha, dip_neurons, rank_neuron
 
 
 def _centred_chunk(X, d: Design, j0: int, j1: int, f16: bool):
-    """(At [n, k] float64 centred in working order, mean [k], const [k]) of neurons j0..j1."""
-    At = np.take(X[:, j0:j1], d.order, axis=0).astype(np.float64)
+    """(At [n, k] float64 centred in working order, mean [k], const [k], raw [n, k] the stored values in
+    working order, in their storage dtype) of neurons j0..j1."""
+    raw = np.asarray(X[d.order, j0:j1])
+    At = raw.astype(np.float64)
     const = None if f16 else At.min(axis=0) == At.max(axis=0)
     mean = At.mean(axis=0)
     At -= mean
     if f16:  # a float64 sum of float16 values is exact, so a constant column centres to exact zeros
         const = ~(np.einsum("ij,ij->j", At, At) > 0)
     At[:, const] = 0.0
-    return At, mean, const
+    return At, mean, const, raw
 
 
 def _chunk(X, blk: _Block, j0: int, j1: int) -> _ChunkOut:
     """Every per-neuron statistic of neurons j0..j1 (positions in the chunk's own columns)."""
     d = blk.d
-    At, mean, const = _centred_chunk(X, d, j0, j1, blk.f16)
+    At, mean, const, raw = _centred_chunk(X, d, j0, j1, blk.f16)
+    dips = _start_dips(raw, const, blk, j0, j1)        # first: in the side process it overlaps with the rest
     if blk.sums is None:
         s = chunk_sums(At, mean, d, blk.prep["_reduce"], widen=np.flatnonzero(blk.widen_sel[j0:j1]))
     else:
         s = blk.sums.columns(j0, j1)
     out = sum_statistics(s, d, const, twoway_cols=np.flatnonzero(blk.rank_sel[j0:j1] & ~const),
                          f16=blk.f16, pooled=blk.pooled, gemm_threads=blk.gemm_threads)
-    _shape_columns(out.columns.put_at, At, mean, const, blk, j0, j1)
+    del At
+    _rank_subset(out.columns.put_at, raw, const, blk, j0, j1)
+    out.pending = dips
     return out
 
 
@@ -290,22 +304,48 @@ def sum_statistics(s, d: Design, const: np.ndarray, *, twoway_cols: np.ndarray, 
     return _ChunkOut(out, perm_r, ratios, const, ts_sums, n_scored)
 
 
-def _shape_columns(put_at, At, mean, const, blk: _Block, j0: int, j1: int) -> None:
-    """Ranks (Spearman, Mann-Whitney, group medians) and the dip test, on their seeded neuron subsets."""
+def _rank_subset(put_at, raw, const, blk: _Block, j0: int, j1: int) -> None:
+    """Ranks (Spearman, Mann-Whitney, group medians) of the chunk's rank subset; raw: the chunk's stored
+    values [n, k] in working order (ranks need no centring)."""
     rk = np.flatnonzero(blk.rank_sel[j0:j1])
     if len(rk):
-        A = (At[:, rk] + mean[rk]).T.copy()          # [k', n] values (exact for float16 data)
-        V = core.f16_keys(A.astype(np.float16)) if blk.f16 else A
+        A = raw[:, rk].T.copy()                      # [k', n] stored values
+        V = core.f16_keys(A) if blk.f16 else A.astype(np.float64)
         order, srt = core.sort_keys(V)
         _rank_columns(lambda name, _j0, v: put_at(name, rk, v), 0, V, order, srt, const[rk], blk.prep["_pooled"],
                       blk.d.group_sizes)
-        del order, srt, V, A
+
+
+def _start_dips(raw, const, blk: _Block, j0: int, j1: int):
+    """The dip test of the chunk's dip subset on jittered stored values (core.dip_and_short), started now:
+    in the side process when the block has one (blk.dip_pool), else computed here. Returns a function
+    put_at -> None that puts the four dip columns (waiting for the side process if needed), or None when
+    no neuron of the chunk is in the subset."""
     dp = np.flatnonzero(blk.dip_sel[j0:j1] & ~const)
-    if len(dp):
-        A = (At[:, dp] + mean[dp]).T.copy()
-        jitter_rng = np.random.default_rng(list(blk.seed) + [1, j0])   # per chunk: any order, same values
-        _dip_columns(lambda name, _j0, v: put_at(name, dp, v), 0, len(dp), A, np.arange(len(dp)), blk.f16,
-                     jitter_rng, blk.d.group_sizes[0])
+    if not len(dp):
+        return None
+    jitter_rng = np.random.default_rng(list(blk.seed) + [1, j0])   # per chunk: any order, same values
+    J = jitter(raw[:, dp].T.copy(), blk.f16, jitter_rng)
+    n_s = blk.d.group_sizes[0]
+    if blk.dip_pool is None:
+        res = core.dip_and_short(J, n_s)
+        result = lambda: res  # noqa: E731
+    else:
+        fut = blk.dip_pool.submit(J, n_s)
+
+        def result():
+            from .offload import SideProcessError
+
+            try:
+                return fut.result()
+            except SideProcessError:       # the side process is gone: the same values, computed here
+                return core.dip_and_short(J, n_s)
+
+    def put(put_at):
+        for name, v in zip(("dip", "dip_p", "dip_short", "dip_short_p"), result()):
+            put_at(name, dp, v)
+
+    return put
 
 
 def _put_tested(put, j0, name, r, p_naive, p_seq, variances, r_perm, perm_r, ratios) -> None:
@@ -401,20 +441,27 @@ def _significant(abs_obs: np.ndarray, abs_perm: np.ndarray, alpha: float) -> tup
     as significant, for every value alike."""
     m, P = abs_perm.shape
     k = max(1, int(np.floor(alpha * (P + 1))))
-    allv = np.empty((m, P + 1), dtype=np.float64)
-    allv[:, 0] = abs_obs
-    allv[:, 1:] = abs_perm
-    thr = -np.partition(-allv, k - 1, axis=1)[:, k - 1]     # the k-th largest of the P + 1
-    return abs_obs >= thr, allv[:, 1:] >= thr[:, None]
+    if k > P:
+        thr = np.full(m, -np.inf)
+    else:
+        # the k-th largest of the P + 1 from the permuted values alone (one partition, in their own dtype):
+        # with p_k >= ... the permuted sorted down, inserting the observed value o gives max(p_k, min(o, p_k-1))
+        neg = np.partition(-abs_perm, k - 1, axis=1)                 # NaN last, as they were never counted
+        p_k = -neg[:, k - 1].astype(np.float64)
+        p_k1 = -neg[:, :k - 1].max(axis=1).astype(np.float64) if k > 1 else np.full(m, np.inf)
+        thr = np.fmax(p_k, np.fmin(abs_obs, p_k1))
+    return abs_obs >= thr, abs_perm >= thr[:, None]
 
 
 def _column_medians(a: np.ndarray) -> np.ndarray:
-    """np.median(a, axis=0) for a [m, P] array, through a contiguous [P, m] copy and two partitions."""
+    """np.median(a, axis=0) for a [m, P] array without NaN, through a contiguous [P, m] copy and one
+    partition."""
     at = np.ascontiguousarray(a.T)
     m = at.shape[1]
     lo, hi = (m - 1) // 2, m // 2
-    part = np.partition(at, [lo, hi], axis=1)
-    return 0.5 * (part[:, lo].astype(np.float64) + part[:, hi].astype(np.float64))
+    part = np.partition(at, hi, axis=1)
+    below = part[:, hi] if lo == hi else part[:, :hi].max(axis=1)    # the lower middle: the largest below hi
+    return 0.5 * (below.astype(np.float64) + part[:, hi].astype(np.float64))
 
 
 def parts_df(d: Design, spec: Partial) -> int:
@@ -498,23 +545,27 @@ def put_medians(put, j0: int, V: np.ndarray, sizes) -> None:
 
 def jitter(values: np.ndarray, f16: bool, rng: np.random.Generator) -> np.ndarray:
     """Values spread uniformly within +-1/2 of their storage step (float16 or float32 ulp): ties that storage
-    created are broken the way an unrounded value would be, so a shape test sees no spurious spikes."""
+    created are broken the way an unrounded value would be, so a shape test sees no spurious spikes.
+    values: float64, or the stored float16 / float32 values themselves (the step then needs no rounding)."""
     dt = np.float16 if f16 else np.float32
-    step = np.spacing(np.abs(values).astype(dt)).astype(np.float64)
-    return values + (rng.random(values.shape) - 0.5) * step
+    if values.dtype == np.float16:
+        step = _f16_spacing()[values.view(np.uint16)]
+    else:
+        step = np.spacing(np.abs(values).astype(dt)).astype(np.float64)
+    return values.astype(np.float64) + (rng.random(values.shape) - 0.5) * step
 
 
-def _dip_columns(put, j0, k, A, rows, f16, rng, n_s) -> None:
-    dv, dp, ds, dsp = (np.full(k, np.nan) for _ in range(4))
-    if len(rows):
-        J = jitter(A[rows], f16, rng)
-        dv[rows], dp[rows] = core.dip_rows(np.sort(J, axis=1))
-        if n_s > 3:  # the study's "short tokens show two peaks" (the short group: working positions [0, n_s))
-            ds[rows], dsp[rows] = core.dip_rows(np.sort(J[:, :n_s], axis=1))
-    put("dip", j0, dv)
-    put("dip_p", j0, dp)
-    put("dip_short", j0, ds)
-    put("dip_short_p", j0, dsp)
+_F16_SPACING: list = []
+
+
+def _f16_spacing() -> np.ndarray:
+    """np.spacing(|x|) as float64 for every float16 bit pattern x (a lookup table: numpy's float16
+    arithmetic is emulated, a gather is not)."""
+    if not _F16_SPACING:
+        every = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16)
+        with np.errstate(invalid="ignore", over="ignore"):
+            _F16_SPACING.append(np.spacing(np.abs(every)).astype(np.float64))
+    return _F16_SPACING[0]
 
 
 @dataclass

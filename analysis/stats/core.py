@@ -289,6 +289,18 @@ def bimodality_from_moments(n: int, S2: np.ndarray, S3: np.ndarray, S4: np.ndarr
     return np.where(m2 > 0, bc, np.nan)
 
 
+def dip_and_short(J: np.ndarray, n_s: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(dip, p, dip_short, p_short) per row of J ([k, n] values, unsorted): the dip test of each row and of
+    its first n_s columns (the short group in working order; NaN where n_s <= 3). A module-level function of
+    arrays only, so that it can run in a side process (analysis.stats.offload)."""
+    dv, dp = dip_rows(np.sort(J, axis=1))
+    if n_s > 3:
+        ds, dsp = dip_rows(np.sort(J[:, :n_s], axis=1))
+    else:
+        ds, dsp = np.full(len(J), np.nan), np.full(len(J), np.nan)
+    return dv, dp, ds, dsp
+
+
 def dip_rows(s: np.ndarray, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Hartigan's dip statistic and its p-value (diptest package, interpolated table) per sorted row
     (values or the uint16 keys of `sort_rows`); NaN for rows not in `rows` and for constant rows.

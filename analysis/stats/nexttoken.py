@@ -41,6 +41,7 @@ class NextTerms:
     N: np.ndarray           # [T, G] (current type, sequence) counts
     Ms_pinv: np.ndarray     # [G, G]
     B: sparse.csr_array     # [T, T] bigram counts current -> next
+    BT: sparse.csr_array    # its transpose, stored as rows (next -> current): a CSR product is ~5x a CSC one
     Xt: np.ndarray          # [T] sum of next length by current type
     Xg: np.ndarray          # [G] sum of next length by sequence
     sxx: float
@@ -98,7 +99,7 @@ def next_terms(d: Design) -> NextTerms:
         a_p, b_p = _fe_solve(D, Dinv, N, Ms_pinv, Xt_p, Xg_p)
         sxx_p = next_counts @ (Yd * Yd) - np.einsum("tp,tp->p", a_p, Xt_p) - np.einsum("gp,gp->p", b_p, Xg_p)
         YT = np.ascontiguousarray(Yd.T, dtype=np.float32)
-    return NextTerms(rows=has, D=D, Dinv=Dinv, N=N, Ms_pinv=Ms_pinv, B=B, Xt=Xt, Xg=Xg, sxx=float(xt @ xt),
+    return NextTerms(rows=has, D=D, Dinv=Dinv, N=N, Ms_pinv=Ms_pinv, B=B, BT=B.T.tocsr(), Xt=Xt, Xg=Xg, sxx=float(xt @ xt),
                      WT=WT, K=K, L=L, n_x=n_x, n_params=n_params, G=int((DG > 0).sum()),
                      YT=YT, Xg_p=Xg_p, sxx_p=sxx_p)
 
@@ -114,7 +115,9 @@ def next_partial(s, d: Design, nt: NextTerms, threads: int = 2):
         np.subtract.at(A_g, d.seq_of[nn], s.nnT)
     saa = s.Saa - np.einsum("ij,ij->j", s.nnT, s.nnT)
     beta = nt.Ms_pinv @ (A_g - nt.N.T @ (S_cur * nt.Dinv[:, None]))      # [G, k]; Ms is symmetric
-    alpha = (S_cur - nt.N @ beta) * nt.Dinv[:, None]                       # [T, k]
+    alpha = nt.N @ beta                                                    # [T, k], in place from here
+    np.subtract(S_cur, alpha, out=alpha)
+    alpha *= nt.Dinv[:, None]
     saa_M = saa - np.einsum("ij,ij->j", alpha, S_cur) - np.einsum("ij,ij->j", beta, A_g)
     num = d.length_t @ s.S_nextT - nt.Xt @ alpha - nt.Xg @ beta
     ok = saa_M > 1e-12 * np.maximum(s.Saa, 1e-300)
@@ -122,7 +125,7 @@ def next_partial(s, d: Design, nt: NextTerms, threads: int = 2):
         r = np.where(ok, np.clip(num / np.sqrt(saa_M * nt.sxx), -1, 1), np.nan)
     r_perm = None
     if nt.YT is not None:
-        Anx = s.S_nextT - np.asarray(nt.B.T @ alpha)                       # [T, k]: S_next - B' alpha
+        Anx = s.S_nextT - np.asarray(nt.BT @ alpha)                        # [T, k]: S_next - B' alpha
         with blas_threads(threads):
             num_p = (nt.YT @ Anx.astype(np.float32)).T.astype(np.float64)
         num_p -= beta.T @ nt.Xg_p

@@ -159,11 +159,11 @@ def window_sums(Ac: np.ndarray, d: Design, terms: ReduceTerms, widen: np.ndarray
         n_types, n_seqs, yc, size = len(types), len(seqs), terms.yc_cell[cells], d.cell_sizes[cells].astype(np.float64)
     A2 = Ac * Ac
     grp = d.group if pos is None else d.group[pos]
-    cut = np.searchsorted(grp, [0, 1, 2, 3])                          # groups are contiguous in working order
-    out = {"S1": Ac.sum(axis=0), "Saa": A2.sum(axis=0), "S3": np.einsum("ij,ij->j", A2, Ac),
-           "S4": np.einsum("ij,ij->j", A2, A2),
+    cut = np.searchsorted(grp, [0, 1, 2, 3])          # groups are contiguous in working order and cover it
+    out = {"S3": np.einsum("ij,ij->j", A2, Ac), "S4": np.einsum("ij,ij->j", A2, A2),
            "group_sums": np.stack([Ac[cut[g]:cut[g + 1]].sum(axis=0) for g in range(3)]),
            "group_sq": np.stack([A2[cut[g]:cut[g + 1]].sum(axis=0) for g in range(3)])}
+    out["S1"], out["Saa"] = out["group_sums"].sum(axis=0), out["group_sq"].sum(axis=0)   # one pass fewer each
     del A2
     cellsT = np.asarray(t2c @ Ac)                  # sparse sums: much faster than reduceat on rows
     out["S_T"] = np.asarray(c2t @ cellsT)
@@ -173,8 +173,7 @@ def window_sums(Ac: np.ndarray, d: Design, terms: ReduceTerms, widen: np.ndarray
     out["U_type"] = np.asarray(type_W @ cellsT[:, widen]).reshape(S, n_types, len(widen))
     out["S_nextT"] = np.asarray(nxt @ Ac)
     out["U_next"] = np.asarray(nW @ Ac)
-    ycs = cellsT * yc[:, None]
-    out["Q_cell"] = np.einsum("ij,ij->j", ycs, ycs)
+    out["Q_cell"] = np.einsum("ij,ij,i->j", cellsT, cellsT, yc * yc)      # sum over cells of (yc * cell sum)^2
     out["L_cell"] = (size * yc**3) @ cellsT
     out["Q_lin"] = (size * yc**2) @ cellsT         # only to move Q_cell to another centre (shards.finish)
     return out, index
